@@ -1,0 +1,3 @@
+"""stagegraph: a Nebari-compatible data platform deployed as an incremental graph of Terraform stages."""
+
+__version__ = "0.1.0"
