@@ -1,0 +1,44 @@
+"""Sections read before any cluster exists: CI/CD workflow generation and Terraform state."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from stagegraph.schema.base import Section, StrOrMapping
+
+
+class CICD(Section):
+    """Generate a CI/CD workflow that deploys on pushes to a branch."""
+
+    type: Literal["github-actions", "gitlab-ci", "none"] = Field(
+        "none", description="CI/CD system to write a deploy workflow for, or none."
+    )
+    branch: str = Field("main", description="Branch whose pushes trigger a deploy.")
+    commit_render: bool = Field(
+        True, description="Whether the workflow commits the rendered stage files back to the branch."
+    )
+    before_script: list[StrOrMapping] = Field(
+        default_factory=list, description="Extra steps (commands or step mappings) run before the deploy."
+    )
+    after_script: list[StrOrMapping] = Field(
+        default_factory=list, description="Extra steps (commands or step mappings) run after the deploy."
+    )
+
+
+class TerraformState(Section):
+    """Where every stage keeps its Terraform state."""
+
+    type: Literal["remote", "local", "existing"] = Field(
+        "remote",
+        description="remote: a state bucket created by stage 01 (cloud providers; local state on "
+        "local/existing/sandbox); local: state files next to each rendered stage; existing: a "
+        "backend you already run, named in backend/config.",
+    )
+    backend: str | None = Field(
+        None, description="Terraform backend type for type existing (e.g. s3, gcs, azurerm, pg)."
+    )
+    config: dict[str, str] = Field(
+        default_factory=dict, description="Settings of that backend, as in a Terraform backend block."
+    )

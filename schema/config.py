@@ -1,0 +1,230 @@
+"""The whole `nebari-config.yaml`: `NebariConfig`, the top-level model.
+
+Unlike Nebari, which builds its schema at run time by multiple inheritance of every stage's
+input model (so two stages declaring one key clash silently), the top level here is one
+explicit model: each key is declared once, in the module of the concept it belongs to.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from stagegraph.schema.base import Section, field_problem, pattern_check, pattern_schema
+from stagegraph.schema.bootstrap import CICD, TerraformState
+from stagegraph.schema.environments import CondaEnvironment, CondaStore, default_environments
+from stagegraph.schema.extensions import HelmExtension, TerraformExtension
+from stagegraph.schema.ingress import Certificate, Dns, Ingress
+from stagegraph.schema.jupyter import JHubApps, JupyterHub, JupyterLab, Telemetry, Theme
+from stagegraph.schema.profiles import Profiles
+from stagegraph.schema.providers import (
+    AmazonWebServicesProvider,
+    AzureProvider,
+    ExistingProvider,
+    GoogleCloudPlatformProvider,
+    LocalProvider,
+    SandboxProvider,
+)
+from stagegraph.schema.registry import ExternalContainerRegistry
+from stagegraph.schema.security import Security
+from stagegraph.schema.services import ArgoWorkflows, DefaultImages, Monitoring, RookCeph, Storage
+from stagegraph.schema.tool import StagegraphSettings
+
+Provider = Literal["sandbox", "local", "existing", "aws", "gcp", "azure"]
+ProviderSection = (
+    SandboxProvider
+    | LocalProvider
+    | ExistingProvider
+    | AmazonWebServicesProvider
+    | GoogleCloudPlatformProvider
+    | AzureProvider
+)
+
+#: The top-level key holding each provider's settings.
+PROVIDER_SECTIONS: dict[str, str] = {
+    "sandbox": "sandbox",
+    "local": "local",
+    "existing": "existing",
+    "aws": "amazon_web_services",
+    "gcp": "google_cloud_platform",
+    "azure": "azure",
+}
+#: Providers whose section may be left out (every field has a default).
+_DEFAULTED_SECTIONS = ("sandbox", "local", "existing")
+
+NEBARI_VERSION = "2025.10.1"
+
+PROJECT_NAME_RE = r"^[A-Za-z][A-Za-z0-9\-_]{1,14}[A-Za-z0-9]$"
+NAMESPACE_RE = r"^[A-Za-z][A-Za-z\-_]*[A-Za-z]$"
+VERSION_RE = r"^\d{4}\.\d{1,2}\.\d+"
+
+ProjectName = Annotated[
+    str,
+    pattern_check(
+        PROJECT_NAME_RE,
+        "should be 3 to 16 letters, digits, - or _, starting with a letter and ending with a letter or digit",
+    ),
+    pattern_schema(PROJECT_NAME_RE),
+]
+Namespace = Annotated[
+    str,
+    pattern_check(NAMESPACE_RE, "should be letters, - or _, starting and ending with a letter (e.g. dev)"),
+    pattern_schema(NAMESPACE_RE),
+]
+NebariVersion = Annotated[
+    str, pattern_check(VERSION_RE, "should be a Nebari release such as 2025.10.1"), pattern_schema(VERSION_RE)
+]
+
+
+class NebariConfig(Section):
+    """A Nebari deployment: `nebari-config.yaml` as Nebari 2025.10.1 reads it, plus `stagegraph:`."""
+
+    # -- Main ---------------------------------------------------------------------------
+    provider: Provider = Field(
+        "sandbox",
+        description="Where the cluster comes from: sandbox (offline stand-ins), local (kind), existing "
+        "(your kubeconfig), aws, gcp or azure. Cannot change after the first deploy.",
+    )
+    namespace: Namespace = Field("dev", description="Kubernetes namespace of the platform.")
+    nebari_version: NebariVersion = Field(NEBARI_VERSION, description="Nebari release this config follows.")
+    project_name: ProjectName = Field(
+        description="Name of the deployment, used in resource names. Cannot change after the first deploy.",
+    )
+    domain: str | None = Field(
+        None, description="Domain the platform answers on (null: the load balancer address)."
+    )
+    prevent_deploy: bool = Field(
+        False, description="Refuse to deploy (set by upgrades that need manual steps)."
+    )
+    # -- Bootstrap and state ------------------------------------------------------------
+    ci_cd: CICD = Field(default_factory=dict, validate_default=True, description="CI/CD workflow generation.")
+    terraform_state: TerraformState = Field(
+        default_factory=dict, validate_default=True, description="Where Terraform state lives."
+    )
+    # -- Identity -----------------------------------------------------------------------
+    security: Security = Field(
+        default_factory=dict, validate_default=True, description="Authentication and Keycloak."
+    )
+    # -- Ingress ------------------------------------------------------------------------
+    certificate: Certificate = Field(
+        default_factory=dict,
+        validate_default=True,
+        description="TLS certificate: self-signed, lets-encrypt (acme_email, acme_server), existing "
+        "(secret_name) or disabled.",
+    )
+    ingress: Ingress = Field(
+        default_factory=dict, validate_default=True, description="Traefik ingress settings."
+    )
+    dns: Dns = Field(default_factory=dict, validate_default=True, description="Automatic DNS records.")
+    # -- Cluster initialisation -----------------------------------------------------------
+    external_container_reg: ExternalContainerRegistry = Field(
+        default_factory=dict, validate_default=True, description="External AWS ECR registry for user images."
+    )
+    # -- Services -----------------------------------------------------------------------
+    default_images: DefaultImages = Field(
+        default_factory=dict, validate_default=True, description="Hub, lab and worker images."
+    )
+    storage: Storage = Field(default_factory=dict, validate_default=True, description="Persistent volumes.")
+    theme: Theme = Field(default_factory=dict, validate_default=True, description="Look of the web pages.")
+    profiles: Profiles = Field(
+        default_factory=dict, validate_default=True, description="JupyterLab and Dask worker profiles."
+    )
+    environments: dict[str, CondaEnvironment] = Field(
+        default_factory=default_environments,
+        validate_default=True,
+        description="Conda environments built at deploy, by file name.",
+    )
+    conda_store: CondaStore = Field(
+        default_factory=dict, validate_default=True, description="The conda-store server."
+    )
+    argo_workflows: ArgoWorkflows = Field(
+        default_factory=dict, validate_default=True, description="Argo Workflows."
+    )
+    monitoring: Monitoring = Field(
+        default_factory=dict, validate_default=True, description="Monitoring and health checks."
+    )
+    telemetry: Telemetry = Field(
+        default_factory=dict, validate_default=True, description="Usage telemetry inside the platform."
+    )
+    jupyterhub: JupyterHub = Field(
+        default_factory=dict, validate_default=True, description="The JupyterHub server."
+    )
+    jupyterlab: JupyterLab = Field(
+        default_factory=dict, validate_default=True, description="JupyterLab user servers."
+    )
+    jhub_apps: JHubApps = Field(default_factory=dict, validate_default=True, description="jhub-apps.")
+    ceph: RookCeph = Field(
+        default_factory=dict, validate_default=True, description="Rook Ceph (storage.type cephfs)."
+    )
+    # -- Extensions -----------------------------------------------------------------------
+    helm_extensions: list[HelmExtension] = Field(default_factory=list, description="Extra Helm charts.")
+    tf_extensions: list[TerraformExtension] = Field(
+        default_factory=list, description="Extra web apps behind the login."
+    )
+    # -- Providers (only the one named by `provider` may be set) ------------------------------
+    sandbox: SandboxProvider | None = Field(None, description="Settings of provider sandbox.")
+    local: LocalProvider | None = Field(None, description="Settings of provider local (a kind cluster).")
+    existing: ExistingProvider | None = Field(
+        None, description="Settings of provider existing (your cluster)."
+    )
+    amazon_web_services: AmazonWebServicesProvider | None = Field(
+        None, description="Settings of provider aws (EKS)."
+    )
+    google_cloud_platform: GoogleCloudPlatformProvider | None = Field(
+        None, description="Settings of provider gcp (GKE)."
+    )
+    azure: AzureProvider | None = Field(None, description="Settings of provider azure (AKS).")
+    # -- This tool ----------------------------------------------------------------------
+    stagegraph: StagegraphSettings = Field(
+        default_factory=dict, validate_default=True, description="Settings of stagegraph itself."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _provider_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        provider = data.get("provider")
+        if provider is None and "provider" not in data:
+            # As Nebari does: a config with one provider section means that provider.
+            present = [name for name, key in PROVIDER_SECTIONS.items() if data.get(key) is not None]
+            if len(present) == 1:
+                provider = present[0]
+                data = {**data, "provider": provider}
+        if provider is None and "provider" not in data:
+            provider = "sandbox"
+        if provider in _DEFAULTED_SECTIONS and data.get(provider) is None:
+            # Every field of these sections has a default; filling the section in lets stages
+            # read `config.<provider>` without a None check.
+            data = {**data, provider: {}}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NebariConfig:
+        active = PROVIDER_SECTIONS[self.provider]
+        if getattr(self, active) is None:
+            raise field_problem(active, f"required when provider is {self.provider}")
+        for key in PROVIDER_SECTIONS.values():
+            if key != active and getattr(self, key) is not None:
+                raise field_problem(
+                    key,
+                    f"set, but provider is {self.provider}; remove this section or change provider",
+                    getattr(self, key),
+                )
+        if self.storage.type == "cephfs" and self.provider in ("local", "sandbox"):
+            raise field_problem(
+                "storage.type", f"cephfs is not supported with provider {self.provider}", "cephfs"
+            )
+        if self.storage.type == "efs" and self.provider != "aws":
+            raise field_problem("storage.type", "efs is supported only with provider aws", "efs")
+        if self.certificate.type == "lets-encrypt" and not self.domain:
+            raise field_problem("domain", "required when certificate.type is lets-encrypt", self.domain)
+        return self
+
+    @property
+    def provider_section(self) -> ProviderSection:
+        """The settings of the provider in use (never None after validation)."""
+        section: ProviderSection | None = getattr(self, PROVIDER_SECTIONS[self.provider])
+        assert section is not None  # guaranteed by _consistent
+        return section

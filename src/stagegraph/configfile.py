@@ -1,0 +1,149 @@
+"""Find, read and validate `nebari-config.yaml`; export its JSON Schema.
+
+Every failure is a `ConfigError` whose problems are single lines naming the file and what
+to do: a missing or unreadable file, a YAML syntax error (with line and column), a
+duplicate key, a top level that is not a mapping, an empty file, or validation problems
+(`<file>: <dotted.path>: <message> (got <value>)`, see `stagegraph.schema.problems`).
+No error ever shows the value of a secret field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pydantic import ValidationError
+
+from stagegraph.errors import ConfigError
+
+if TYPE_CHECKING:
+    from stagegraph.schema.config import NebariConfig
+
+DEFAULT_CONFIG = "nebari-config.yaml"
+CONFIG_ENV = "STAGEGRAPH_CONFIG"
+SCHEMA_FILE = "schema/nebari-config.schema.json"
+
+# The C loader parses several times faster; the pure-Python one is the fallback when PyYAML
+# was built without libyaml.
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _DuplicateKey(yaml.MarkedYAMLError):
+    """A mapping repeats a key; YAML loaders silently keep the last one."""
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[str, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            first = seen.setdefault(key_node.value, key_node)
+            if first is not key_node:
+                raise _DuplicateKey(
+                    problem=f"duplicate key '{key_node.value}' (first at line {first.start_mark.line + 1})",
+                    problem_mark=key_node.start_mark,
+                )
+        result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return result
+
+
+def resolve_config_path(explicit: str | None, env: Mapping[str, str], root: Path) -> Path:
+    """The config to use: an explicit path, else $STAGEGRAPH_CONFIG, else nebari-config.yaml.
+
+    Relative paths are relative to the project root (the folder of dodo.py).
+    """
+    chosen = explicit or env.get(CONFIG_ENV) or DEFAULT_CONFIG
+    path = Path(chosen)
+    return path if path.is_absolute() else root / path
+
+
+def load_config(path: Path, display_name: str | None = None) -> NebariConfig:
+    """Read and validate the config at `path`; errors name it as `display_name`."""
+    name = display_name or str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            name,
+            [f"{name}: file not found; create one with `doit init`, or point {CONFIG_ENV} at your config"],
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            name, [f"{name}: is a directory, not a file; point {CONFIG_ENV} at the config file"]
+        ) from None
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise ConfigError(name, [f"{name}: cannot read the file ({reason}); check its permissions"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            name, [f"{name}: not UTF-8 text (bad byte at offset {err.start}); save the file as UTF-8"]
+        ) from None
+    return parse_config(text, name)
+
+
+def parse_config(text: str, filename: str) -> NebariConfig:
+    """Validate config text; `filename` is only used in error messages."""
+    from stagegraph.schema.config import NebariConfig
+    from stagegraph.schema.problems import format_problems
+
+    data = _load_yaml(text, filename)
+    try:
+        return NebariConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(filename, format_problems(err, filename, NebariConfig)) from None
+
+
+def _load_yaml(text: str, filename: str) -> dict[str, Any]:
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader subclass
+    except yaml.MarkedYAMLError as err:
+        where = f"{_at(err.problem_mark)}: " if err.problem_mark is not None else ""
+        what = err.problem or "invalid YAML"
+        if err.context:
+            # "while scanning a quoted scalar" + where it started: often where the mistake is.
+            started = f" at {_at(err.context_mark)}" if err.context_mark is not None else ""
+            what = f"{what} ({err.context}{started})"
+        fix = "remove one of them" if isinstance(err, _DuplicateKey) else "fix the YAML there"
+        raise ConfigError(filename, [f"{filename}: {where}{what}; {fix}"]) from None
+    except yaml.YAMLError as err:
+        raise ConfigError(filename, [f"{filename}: invalid YAML ({err}); fix the file"]) from None
+    if data is None:
+        raise ConfigError(
+            filename,
+            [f"{filename}: the file is empty; write a config with `doit init` (project_name is required)"],
+        )
+    if not isinstance(data, dict):
+        from stagegraph.schema.problems import describe
+
+        raise ConfigError(
+            filename,
+            [
+                f"{filename}: the top level should be a mapping of keys such as project_name and provider (got {describe(data)})"
+            ],
+        )
+    return data
+
+
+def _at(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def export_json_schema() -> str:
+    """The JSON Schema of the config, deterministic (sorted keys) with a trailing newline.
+
+    Committed as schema/nebari-config.schema.json (regenerate with `doit schema`); point an
+    editor at it with `# yaml-language-server: $schema=schema/nebari-config.schema.json`.
+    """
+    from stagegraph.schema.config import NebariConfig
+
+    document: dict[str, Any] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **NebariConfig.model_json_schema(mode="validation"),
+    }
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
