@@ -1,0 +1,163 @@
+"""02-infrastructure: the Kubernetes cluster.
+
+local:    a kind cluster (node image from the lockfile) with MetalLB so LoadBalancer
+          services get an address, as Nebari's local provider does.
+existing: nothing is created; the outputs point at the kubeconfig context you named.
+sandbox:  the kind cluster's twin: a terraform_data carrying the same inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from stagegraph.stage import RenderContext, Rendered, Stage, StageIO
+from stagegraph.stages.common import (
+    NodeSelector,
+    header,
+    helm_release,
+    require_rendered_provider,
+)
+from stagegraph.tfjson import TerraformModule, depends, literal
+
+NAME = "02-infrastructure"
+
+
+class InfrastructureOutputs(StageIO):
+    kubeconfig_path: str = Field(description="Kubeconfig file the cluster stages use.")
+    kube_context: str | None = Field(None, description="Context in that kubeconfig.")
+    cluster_name: str = Field(description="Name of the cluster.")
+    node_selectors: dict[str, NodeSelector] = Field(
+        description="Node selectors for the general, user and worker node groups."
+    )
+
+
+def _selectors(ctx: RenderContext) -> dict[str, Any]:
+    section = getattr(ctx.config, ctx.provider)
+    selectors = getattr(section, "node_selectors", None) or {}
+    return {k: {"key": v.key, "value": v.value} for k, v in sorted(selectors.items())}
+
+
+def render(ctx: RenderContext) -> Rendered:
+    require_rendered_provider(ctx, NAME)
+    if ctx.provider == "existing":
+        return {"main.tf.json": _existing(ctx)}
+    return {"main.tf.json": _kind(ctx)}
+
+
+def _existing(ctx: RenderContext) -> dict[str, Any]:
+    m = TerraformModule(sandbox=False, comment=header(NAME))
+    m.require(ctx.pins.version("terraform"), {})
+    existing = ctx.config.existing
+    context = existing.kube_context if existing is not None else None
+    m.output("kubeconfig_path", '${pathexpand("~/.kube/config")}', "Kubeconfig of the existing cluster.")
+    m.output("kube_context", literal(context), "Context of the existing cluster.")
+    m.output("cluster_name", literal(context or "existing"), "Name of the cluster.")
+    m.output("node_selectors", literal(_selectors(ctx)), "Node selectors per node group.")
+    return m.document()
+
+
+def _kind(ctx: RenderContext) -> dict[str, Any]:
+    m = TerraformModule(sandbox=ctx.sandbox, comment=header(NAME))
+    m.require(
+        ctx.pins.version("terraform"),
+        {p: ctx.pins.provider(p) for p in ("kind", "helm", "kubectl")},
+    )
+    node = ctx.pins.kind_node_image()
+    cluster_name = f"{ctx.config.project_name}-{ctx.config.namespace}"
+    kubeconfig = "${abspath(path.module)}/kubeconfig"
+    cluster = m.resource(
+        "kind_cluster",
+        "default",
+        {
+            "name": literal(cluster_name),
+            "node_image": node.ref,
+            "kubeconfig_path": kubeconfig,
+            "wait_for_ready": True,
+            "kind_config": [
+                {
+                    "kind": "Cluster",
+                    "api_version": "kind.x-k8s.io/v1alpha4",
+                    "node": [{"role": "control-plane"}, {"role": "worker"}],
+                }
+            ],
+        },
+    )
+    access = {
+        "config_path": cluster.attr("kubeconfig_path", sandbox=kubeconfig),
+        "config_context": f"kind-{literal(cluster_name)}",
+    }
+    m.provider("helm", {"kubernetes": [access]})
+    m.provider("kubectl", {**access, "load_config_file": True})
+    metallb = helm_release(
+        m,
+        ctx,
+        "metallb",
+        "metallb",
+        "metallb-system",
+        {},
+        create_namespace=True,
+        wait=True,
+        depends_on=depends(cluster),
+    )
+    pool = {
+        "apiVersion": "metallb.io/v1beta1",
+        "kind": "IPAddressPool",
+        "metadata": {"name": "kind", "namespace": "metallb-system"},
+        # kind's docker network is 172.18.0.0/16 by default; the top of it is free.
+        "spec": {"addresses": ["172.18.255.200-172.18.255.250"]},
+    }
+    advert = {
+        "apiVersion": "metallb.io/v1beta1",
+        "kind": "L2Advertisement",
+        "metadata": {"name": "kind", "namespace": "metallb-system"},
+    }
+    for name, manifest in (("address_pool", pool), ("l2_advertisement", advert)):
+        m.resource(
+            "kubectl_manifest",
+            name,
+            {"yaml_body": f"${{yamlencode({_hcl_object(manifest)})}}", "depends_on": depends(metallb)},
+        )
+    m.output(
+        "kubeconfig_path",
+        cluster.attr("kubeconfig_path", sandbox=kubeconfig),
+        "Kubeconfig of the kind cluster.",
+    )
+    m.output("kube_context", f"kind-{literal(cluster_name)}", "Context of the kind cluster.")
+    m.output("cluster_name", cluster.attr("name"), "Name of the cluster.")
+    m.output("node_selectors", literal(_selectors(ctx)), "Node selectors per node group.")
+    return m.document()
+
+
+def _hcl_object(value: Any) -> str:
+    """A JSON value as an HCL expression (JSON is valid HCL for objects and lists)."""
+    import json
+
+    return json.dumps(value, sort_keys=True)
+
+
+STAGE = Stage(
+    name=NAME,
+    description="Kubernetes cluster: kind for local, your kubeconfig context for existing",
+    render=render,
+    depends_on=("01-terraform-state",),
+    config_sections=("project_name", "namespace", "local", "existing", "sandbox"),
+    pins=(
+        "terraform",
+        "providers.kind",
+        "providers.helm",
+        "providers.kubectl",
+        "helm_charts.metallb",
+        "kubernetes.kind_node_image",
+    ),
+    outputs=InfrastructureOutputs,
+    mock_outputs=InfrastructureOutputs(
+        kubeconfig_path="/mock/kubeconfig",
+        kube_context="kind-mock",
+        cluster_name="mock",
+        node_selectors={},
+    ),
+    provider_subdir=True,
+    priority=20,
+)
