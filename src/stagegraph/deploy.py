@@ -1,0 +1,564 @@
+"""Apply, plan and destroy one stage, and decide whether a stage is up to date.
+
+The record store (`stagegraph.records`) is the source of truth, not doit's database: a stage
+is up to date when the fingerprint of its current inputs equals the fingerprint of its last
+successful apply. The record is written atomically right after the apply succeeds, so a
+run killed at any point loses at most the stage that was running, which then re-applies.
+How a stage is applied is its driver's business (`stagegraph.driver`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from stagegraph.driver import TERRAFORM, StageContext, StageDriver
+from stagegraph.errors import DeployError, StagegraphError
+from stagegraph.fingerprint import (
+    changed_inputs,
+    deploy_inputs,
+    digest_key,
+    fingerprint,
+    render_inputs_of,
+    rendered_files,
+    secret_digest,
+)
+from stagegraph.records import PlanInfo, StageRecord
+from stagegraph.render import file_digest, read_manifest
+from stagegraph.secretvalues import resolve_secret
+from stagegraph.stage import CheckContext, Stage, Upstream
+
+if TYPE_CHECKING:
+    from stagegraph.console import Console
+    from stagegraph.project import Project
+    from stagegraph.summary import RunSummary
+    from stagegraph.terraform import TerraformBinary
+
+PLAN_FILE = "stagegraph.tfplan"
+
+
+@dataclass
+class Runtime:
+    """What the actions of one doit run share."""
+
+    project: Project
+    console: Console
+    summary: RunSummary
+    terraform: TerraformBinary | None = None
+
+    def binary(self) -> TerraformBinary:
+        if self.terraform is None:
+            from stagegraph.terraform import find_terraform
+
+            self.terraform = find_terraform(self.project.config.stagegraph.terraform.binary)
+        return self.terraform
+
+
+def driver_of(stage: Stage) -> StageDriver:
+    return stage.driver if stage.driver is not None else TERRAFORM
+
+
+# --- inputs -------------------------------------------------------------------------------
+
+
+def upstream_outputs(
+    project: Project, stage: Stage, *, allow_mocks: bool = False
+) -> tuple[dict[str, BaseModel], list[str]]:
+    """Typed outputs of every stage `stage` depends on (mocks only when allowed)."""
+    outputs: dict[str, BaseModel] = {}
+    mocked: list[str] = []
+    for dep in stage.depends_on:
+        dep_stage = project.graph[dep]
+        record = project.records.get(dep)
+        if record is not None and record.status != "destroyed" and record.applied_at is not None:
+            try:
+                outputs[dep] = dep_stage.outputs.model_validate(record.outputs)
+            except ValidationError as exc:
+                raise DeployError(
+                    f"stage {dep}: recorded outputs no longer match {dep_stage.outputs.__name__} "
+                    f"({exc.errors()[0]['msg']}); re-apply it with `doit {dep}`"
+                ) from None
+        elif allow_mocks and dep_stage.mock_outputs is not None:
+            outputs[dep] = dep_stage.mock_outputs
+            mocked.append(dep)
+        else:
+            raise DeployError(
+                f"stage {stage.name} needs the outputs of {dep}, which is not applied; "
+                f"run `doit {dep}` (or `doit deploy`) first"
+            )
+    return outputs, mocked
+
+
+def variables_for(
+    project: Project, stage: Stage, *, allow_mocks: bool = False
+) -> tuple[dict[str, Any], list[str]]:
+    outputs, mocked = upstream_outputs(project, stage, allow_mocks=allow_mocks)
+    model = stage.connect(Upstream(stage.name, outputs))
+    return model.model_dump(mode="json"), mocked
+
+
+def secret_env(project: Project, stage: Stage) -> tuple[dict[str, str], dict[str, str]]:
+    """TF_VAR_* environment for the stage's sensitive variables, and their keyed digests."""
+    env: dict[str, str] = {}
+    digests: dict[str, str] = {}
+    if not stage.sensitive:
+        return env, digests
+    key = digest_key(project.state_dir)
+    for item in stage.sensitive:
+        value = resolve_secret(project.config, item.config_path, project.config_name)
+        if value is None:
+            continue
+        env[f"TF_VAR_{item.variable}"] = value
+        digests[item.variable] = secret_digest(key, value)
+    return env, digests
+
+
+def current_inputs(project: Project, stage: Stage, *, fresh: bool = False) -> dict[str, str]:
+    """The stage's inputs now: from the files on disk, or (fresh) from a render in memory.
+
+    `fresh` answers "what would the next `doit deploy` do", which renders first; the deploy
+    tasks themselves run after their render task, so the disk is already fresh for them.
+    """
+    stage_dir = project.stage_dir(stage)
+    if fresh:
+        from stagegraph.render import render_stage
+
+        rendered = render_stage(stage, project.config, project.lock, project.lockfile_name)
+        files = {name: file_digest(data) for name, data in rendered.files.items()}
+        variables, _ = variables_for(project, stage)
+        _, digests = secret_env(project, stage)
+        return deploy_inputs(stage, files, variables, project.lock, digests, rendered.inputs)
+    files = rendered_files(stage_dir, stage.name)
+    variables, _ = variables_for(project, stage)
+    _, digests = secret_env(project, stage)
+    return deploy_inputs(stage, files, variables, project.lock, digests, render_inputs_of(stage_dir))
+
+
+# --- status -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageState:
+    stage: str
+    state: str  # applied | stale | never applied | failed | destroyed | unknown
+    applied_at: datetime | None
+    reasons: tuple[str, ...]
+
+
+def stage_state(project: Project, name: str, *, fresh: bool = False) -> StageState:
+    stage = project.graph[name]
+    try:
+        record = project.records.get(name)
+    except StagegraphError as exc:  # a corrupt record: say so, keep the view usable
+        return StageState(name, "unknown", None, (str(exc),))
+    if record is None:
+        return StageState(name, "never applied", None, ())
+    if record.status == "destroyed":
+        return StageState(name, "destroyed", record.applied_at, ())
+    if record.status == "failed":
+        if record.applied_at is None:
+            return StageState(name, "never applied", None, (record.error or "",))
+        return StageState(name, "failed", record.applied_at, (record.error or "",))
+    try:
+        now = current_inputs(project, stage, fresh=fresh)
+    except StagegraphError as exc:
+        return StageState(name, "stale", record.applied_at, (str(exc),))
+    if fingerprint(now) == record.fingerprint:
+        return StageState(name, "applied", record.applied_at, ())
+    return StageState(name, "stale", record.applied_at, tuple(changed_inputs(record.inputs, now)))
+
+
+def is_up_to_date(project: Project, name: str) -> bool:
+    return stage_state(project, name).state == "applied"
+
+
+def why(project: Project, name: str) -> list[str]:
+    """Lines saying why `name` would (or would not) re-apply on the next deploy."""
+    state = stage_state(project, name, fresh=True)
+    when = f" (last applied {state.applied_at:%Y-%m-%d %H:%M:%S} UTC)" if state.applied_at else ""
+    if state.state == "applied":
+        return [f"{name}: up to date{when}; no input changed since the last apply"]
+    if state.state == "never applied":
+        return [f"{name}: never applied; the next deploy applies it"]
+    if state.state == "destroyed":
+        return [f"{name}: destroyed{when}; the next deploy applies it"]
+    if state.state == "failed":
+        return [f"{name}: the last attempt failed{when}; the next deploy retries it", *state.reasons]
+    head = f"{name}: {state.state}{when}; changed since the last apply:"
+    return [head, *(f"  {r}" for r in state.reasons)]
+
+
+# --- apply --------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _log_path(project: Project, name: str, action: str) -> Path:
+    logs = project.state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs / f"{name}.{action}.log"
+
+
+#: Terraform lines worth showing on the console; everything goes to the stage's log file.
+_PROGRESS = (
+    ": Creating",
+    ": Creation complete",
+    ": Modifying",
+    ": Modifications complete",
+    ": Destroying",
+    ": Destruction complete",
+    ": Still ",
+    "Plan:",
+    "Apply complete",
+    "Destroy complete",
+    "Error",
+    "No changes",
+)
+
+
+def _progress_filter(write: Callable[[str], None]) -> Callable[[str], None]:
+    """Show resource progress and results; STAGEGRAPH_VERBOSE=1 shows every line."""
+    if os.environ.get("STAGEGRAPH_VERBOSE"):
+        return write
+
+    def show(line: str) -> None:
+        if any(marker in line for marker in _PROGRESS):
+            write(line.strip())
+
+    return show
+
+
+def _context(
+    rt: Runtime,
+    stage: Stage,
+    action: str,
+    variables: dict[str, Any],
+    env: Mapping[str, str],
+    record: StageRecord | None,
+) -> StageContext:
+    from stagegraph.console import LineWriter
+
+    writer = LineWriter(rt.console, stage.name)
+    return StageContext(
+        stage=stage,
+        stage_dir=rt.project.stage_dir(stage),
+        provider=rt.project.config.provider,
+        variables=variables,
+        secret_env=env,
+        record=record,
+        log_path=_log_path(rt.project, stage.name, action),
+        line=_progress_filter(writer.write_line),
+        terraform_binary=rt.binary,
+    )
+
+
+def _validated_outputs(stage: Stage, raw: Mapping[str, Any]) -> BaseModel:
+    try:
+        return stage.outputs.model_validate({k: v for k, v in raw.items() if k in stage.outputs.model_fields})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise DeployError(
+            f"stage {stage.name}: output {where!r} does not match "
+            f"{stage.outputs.__name__}: {err['msg']}; the stage's outputs and its model disagree"
+        ) from None
+
+
+def _run_check(rt: Runtime, stage: Stage, outputs: BaseModel) -> None:
+    """The stage's own check after it applied (skipped in the sandbox: no cluster to ask)."""
+    if stage.check is None or rt.project.config.provider == "sandbox":
+        return
+    upstream, _ = upstream_outputs(rt.project, stage)
+    ctx = CheckContext(
+        stage=stage.name,
+        provider=rt.project.config.provider,
+        upstream=Upstream(stage.name, upstream),
+        outputs=outputs,
+        line=lambda text: rt.console.line(stage.name, text),
+    )
+    try:
+        stage.check(ctx)
+    except StagegraphError as exc:
+        raise DeployError(f"stage {stage.name}: check failed after apply: {exc}") from None
+
+
+def apply_stage(rt: Runtime, name: str) -> None:
+    """Apply one stage if its inputs changed since its last successful apply."""
+    project = rt.project
+    stage = project.graph[name]
+    stage_dir = project.stage_dir(stage)
+    record = project.records.get(name)
+    started = _now()
+    t0 = time.monotonic()
+    ctx: StageContext | None = None
+    try:
+        files = rendered_files(stage_dir, name)
+        variables, _ = variables_for(project, stage)
+        env, digests = secret_env(project, stage)
+        inputs = deploy_inputs(stage, files, variables, project.lock, digests, render_inputs_of(stage_dir))
+        fp = fingerprint(inputs)
+        if record is not None and record.status == "applied" and record.fingerprint == fp:
+            # doit's database can be lost (SIGKILL); our record still says done.
+            rt.summary.add(name, "skipped", 0.0, "up to date")
+            rt.console.line(name, "up to date")
+            return
+        rt.console.start(name)
+        ctx = _context(rt, stage, "apply", variables, env, record)
+        result = driver_of(stage).apply(ctx)
+        outputs = _validated_outputs(stage, result.outputs)
+        _run_check(rt, stage, outputs)
+    except StagegraphError as exc:
+        _record_failure(rt, stage, record, started, time.monotonic() - t0, exc, ctx.log_path if ctx else None)
+        raise
+    duration = time.monotonic() - t0
+    project.records.put(
+        StageRecord(
+            stage=name,
+            status="applied",
+            fingerprint=fp,
+            inputs=inputs,
+            outputs=outputs.model_dump(mode="json"),
+            applied_at=_now(),
+            attempted_at=started,
+            duration_s=round(duration, 3),
+            error=None,
+            log=str(ctx.log_path),
+            runner=result.runner,
+            init_digest=result.init_digest,
+            plan=None,
+        )
+    )
+    reason = "; ".join(changed_inputs(record.inputs, inputs)[:3]) if record else "first apply"
+    rt.summary.add(name, "applied", duration, reason)
+    rt.console.finish(name, "applied", duration)
+
+
+def _record_failure(
+    rt: Runtime,
+    stage: Stage,
+    record: StageRecord | None,
+    started: datetime,
+    duration: float,
+    exc: StagegraphError,
+    log: Path | None,
+    prefix: str = "",
+) -> None:
+    message = prefix + (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    if record is not None:
+        failed = record.model_copy(
+            update={
+                "status": "failed",
+                "attempted_at": started,
+                "error": message,
+                "log": str(log) if log else record.log,
+            }
+        )
+    else:
+        failed = StageRecord(
+            stage=stage.name,
+            status="failed",
+            fingerprint=None,
+            inputs={},
+            outputs={},
+            applied_at=None,
+            attempted_at=started,
+            duration_s=None,
+            error=message,
+            log=str(log) if log else None,
+            runner=None,
+            init_digest=None,
+            plan=None,
+        )
+    rt.project.records.put(failed)
+    rt.summary.add(stage.name, "failed", duration, message)
+    rt.console.show_failure(stage.name, message, list(getattr(exc, "tail", []) or []), log)
+
+
+# --- plan ---------------------------------------------------------------------------------
+
+
+def plan_stage(rt: Runtime, name: str) -> None:
+    """Plan one stage, against mock outputs of upstream stages that are not applied yet."""
+    project = rt.project
+    stage = project.graph[name]
+    stage_dir = project.stage_dir(stage)
+    files = rendered_files(stage_dir, name)
+    variables, mocked = variables_for(project, stage, allow_mocks=True)
+    env, digests = secret_env(project, stage)
+    inputs = deploy_inputs(stage, files, variables, project.lock, digests, render_inputs_of(stage_dir))
+    record = project.records.get(name)
+    rt.console.start(name)
+    t0 = time.monotonic()
+    ctx = _context(rt, stage, "plan", variables, env, record)
+    changes = driver_of(stage).plan(ctx, stage_dir / PLAN_FILE)
+    info = PlanInfo(
+        path=str(stage_dir / PLAN_FILE),
+        fingerprint=fingerprint(inputs),
+        used_mock=bool(mocked),
+        created_at=_now(),
+    )
+    if record is None:
+        record = StageRecord(
+            stage=name,
+            status="failed",
+            fingerprint=None,
+            inputs={},
+            outputs={},
+            applied_at=None,
+            attempted_at=_now(),
+            duration_s=None,
+            error="planned, never applied",
+            log=None,
+            runner=None,
+            init_digest=None,
+            plan=info,
+        )
+    else:
+        record = record.model_copy(update={"plan": info})
+    project.records.put(record)
+    note = f"; used mock outputs of {', '.join(mocked)}, so it cannot be applied" if mocked else ""
+    summary = ("changes" if changes else "no changes") + note
+    rt.summary.add(name, "planned", time.monotonic() - t0, summary)
+    rt.console.finish(name, f"planned: {summary}", time.monotonic() - t0)
+
+
+def apply_plan(rt: Runtime, name: str) -> None:
+    """Apply the saved plan of a stage; refuse plans made against mocks or stale inputs."""
+    project = rt.project
+    stage = project.graph[name]
+    record = project.records.get(name)
+    if record is None or record.plan is None:
+        if record is not None and record.status == "applied" and is_up_to_date(project, name):
+            rt.summary.add(name, "skipped", 0.0, "up to date, no saved plan")
+            return
+        raise DeployError(f"stage {name} has no saved plan; run `doit plan` first")
+    plan = record.plan
+    if plan.used_mock:
+        raise DeployError(
+            f"stage {name}: its saved plan was made against mock outputs of stages that were not "
+            "applied then; run `doit plan` again now that they are (or use `doit deploy`)"
+        )
+    inputs = current_inputs(project, stage)
+    if fingerprint(inputs) != plan.fingerprint:
+        raise DeployError(f"stage {name}: inputs changed since its plan was made; run `doit plan` again")
+    variables, _ = variables_for(project, stage)
+    env, _ = secret_env(project, stage)
+    started, t0 = _now(), time.monotonic()
+    rt.console.start(name)
+    ctx = _context(rt, stage, "apply", variables, env, record)
+    try:
+        result = driver_of(stage).apply_plan(ctx, Path(plan.path))
+        outputs = _validated_outputs(stage, result.outputs)
+        _run_check(rt, stage, outputs)
+    except StagegraphError as exc:
+        _record_failure(rt, stage, record, started, time.monotonic() - t0, exc, ctx.log_path)
+        raise
+    duration = time.monotonic() - t0
+    project.records.put(
+        record.model_copy(
+            update={
+                "status": "applied",
+                "fingerprint": fingerprint(inputs),
+                "inputs": inputs,
+                "outputs": outputs.model_dump(mode="json"),
+                "applied_at": _now(),
+                "attempted_at": started,
+                "duration_s": round(duration, 3),
+                "error": None,
+                "plan": None,
+                "log": str(ctx.log_path),
+                "runner": result.runner,
+                "init_digest": result.init_digest,
+            }
+        )
+    )
+    Path(plan.path).unlink(missing_ok=True)
+    rt.summary.add(name, "applied", duration, "saved plan")
+    rt.console.finish(name, "applied (saved plan)", duration)
+
+
+# --- destroy ------------------------------------------------------------------------------
+
+
+def is_destroyed(project: Project, name: str) -> bool:
+    """Nothing left to destroy: no record, destroyed, or only ever planned (no state)."""
+    record = project.records.get(name)
+    if record is None or record.status == "destroyed":
+        return True
+    # A first apply that failed half way may have created resources: destroy those too.
+    stage_dir = project.stage_dir(project.graph[name])
+    return record.applied_at is None and not any(stage_dir.glob("terraform.tfstate"))
+
+
+def destroy_stage(rt: Runtime, name: str) -> None:
+    """Destroy one stage; the engine destroyed its dependents before it."""
+    project = rt.project
+    stage = project.graph[name]
+    record = project.records.get(name)
+    if record is None or is_destroyed(project, name):
+        rt.summary.add(name, "skipped", 0.0, "nothing to destroy")
+        return
+    started, t0 = _now(), time.monotonic()
+    rt.console.start(name)
+    ctx: StageContext | None = None
+    try:
+        variables, _ = variables_for(project, stage)
+        env, _ = secret_env(project, stage)
+        ctx = _context(rt, stage, "destroy", variables, env, record)
+        driver_of(stage).destroy(ctx)
+    except StagegraphError as exc:
+        _record_failure(
+            rt,
+            stage,
+            record,
+            started,
+            time.monotonic() - t0,
+            exc,
+            ctx.log_path if ctx else None,
+            prefix="destroy failed: ",
+        )
+        raise
+    duration = time.monotonic() - t0
+    project.records.put(
+        record.model_copy(
+            update={
+                "status": "destroyed",
+                "fingerprint": None,
+                "outputs": {},
+                "attempted_at": started,
+                "duration_s": round(duration, 3),
+                "error": None,
+                "plan": None,
+            }
+        )
+    )
+    rt.summary.add(name, "destroyed", duration, "")
+    rt.console.finish(name, "destroyed", duration)
+
+
+def differs_from_fresh_render(project: Project, stage: Stage) -> list[str]:
+    """For --disable-render: files on disk that a fresh render would write differently."""
+    from stagegraph.render import render_stage
+
+    fresh = render_stage(stage, project.config, project.lock, project.lockfile_name)
+    stage_dir = project.stage_dir(stage)
+    manifest = read_manifest(stage_dir) or {}
+    names = set(fresh.files) | set(manifest.get("files", {}))
+    out = []
+    for fname in sorted(names):
+        try:
+            on_disk: bytes | None = (stage_dir / fname).read_bytes()
+        except OSError:
+            on_disk = None
+        if on_disk != fresh.files.get(fname):
+            out.append(fname)
+    return out

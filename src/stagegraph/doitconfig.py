@@ -1,0 +1,43 @@
+"""doit settings for stagegraph, and a reporter that prints failures as one line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from doit.reporter import ConsoleReporter
+
+
+class StagegraphReporter(ConsoleReporter):  # type: ignore[misc]
+    """doit's console reporter, minus the noise around our own stage output.
+
+    Stage actions print their own start/finish lines (prefixed, thread-safe), so the
+    reporter only marks up-to-date stages and prints a failure as `error: <message>`.
+    """
+
+    def execute_task(self, task: Any) -> None:
+        pass
+
+    def skip_uptodate(self, task: Any) -> None:
+        if task.name[0] != "_" and ":" not in task.name:
+            self.write(f"-- {task.name}: up to date\n")
+
+    def _write_failure(self, result: dict[str, Any], write_exception: bool = True) -> None:
+        exc = result["exception"]
+        if type(exc).__name__ == "TaskFailed":
+            self.write(f"error: {exc.message.strip()}\n")
+        else:  # a bug: keep doit's full report with the traceback
+            super()._write_failure(result, write_exception)
+
+
+DOIT_CONFIG: dict[str, Any] = {
+    "default_tasks": ["deploy"],
+    "sort": "definition",
+    # Independent stages apply concurrently in threads (doit's process mode cannot pickle
+    # our tasks); `-n 1` forces a serial run.
+    "par_type": "thread",
+    "num_process": 2,
+    "reporter": StagegraphReporter,
+    "verbosity": 2,
+    "backend": "json",
+    "dep_file": ".stagegraph/doit-db.json",
+}

@@ -1,0 +1,510 @@
+"""The doit tasks: one task per stage plus the commands around them.
+
+Task creators run for every doit command, `doit list` included, so they only parse the
+config and build the graph (no Terraform, no Kubernetes client, no SOPS). Every action
+turns a `StagegraphError` into a one-line failure; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import atexit
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from doit.exceptions import TaskFailed
+
+from stagegraph.cliargs import task_options
+from stagegraph.errors import StagegraphError
+from stagegraph.graph import StageGraph, build_graph
+from stagegraph.project import Project
+
+TaskDict = dict[str, Any]
+
+DEPLOY_PARAMS: list[dict[str, Any]] = [
+    {
+        "name": "stop_at",
+        "long": "stop-at",
+        "default": "",
+        "type": str,
+        "help": "deploy every stage up to and including this one, in runtime order",
+    },
+    {
+        "name": "disable_render",
+        "long": "disable-render",
+        "default": False,
+        "type": bool,
+        "help": "apply the rendered files on disk as they are (shows whether they differ from a fresh render)",
+    },
+]
+INIT_PARAMS: list[dict[str, Any]] = [
+    {
+        "name": "provider",
+        "long": "provider",
+        "default": "sandbox",
+        "help": "sandbox, local, existing, aws, gcp or azure",
+    },
+    {"name": "project_name", "long": "project-name", "default": "demo", "help": "project name"},
+    {"name": "domain", "long": "domain", "default": "demo.example.com", "help": "domain of the platform"},
+    {"name": "auth", "long": "auth", "default": "password", "help": "password, GitHub, Auth0 or custom"},
+]
+DESTROY_PARAMS: list[dict[str, Any]] = [
+    {
+        "name": "keep",
+        "long": "keep",
+        "default": [],
+        "type": list,
+        "help": "keep this stage (and what it needs); repeatable",
+    },
+]
+
+
+class Session:
+    """Per-process state shared by the task creators and actions."""
+
+    def __init__(self, root: Path, argv: Sequence[str], config: str | None) -> None:
+        self.root = root
+        self.argv = list(argv)
+        self.project = Project.discover(root, config)
+        self.load_error: StagegraphError | None = None
+        try:
+            self.graph: StageGraph = self.project.graph
+        except StagegraphError as exc:
+            # Keep `doit list` and `doit help` usable with a broken config: show the
+            # built-in stages, and let every action report the error.
+            from stagegraph.stages.builtin import BUILTIN_STAGES
+
+            self.load_error = exc
+            self.graph = build_graph(BUILTIN_STAGES)
+        self._runtime: Any = None
+
+    def runtime(self) -> Any:
+        if self.load_error is not None:
+            raise self.load_error
+        if self._runtime is None:
+            from stagegraph.console import Console
+            from stagegraph.deploy import Runtime
+            from stagegraph.summary import RunSummary
+
+            command = next((a for a in self.argv[1:] if not a.startswith("-") and "=" not in a), "deploy")
+            summary = RunSummary(command)
+            self._runtime = Runtime(self.project, Console(stage_names=self.graph.names), summary)
+            atexit.register(self._write_summary)
+        return self._runtime
+
+    def _write_summary(self) -> None:
+        if self._runtime is None or not self._runtime.summary.stages:
+            return
+        summary = self._runtime.summary
+        if not summary.ok:
+            done = {r.stage for r in summary.stages}
+            summary.mark_not_run([n for n in self.graph.names if n not in done])
+        summary.write(self.project.state_dir)
+
+    def hold_lock(self, command: str) -> None:
+        from stagegraph.projectlock import hold_for_process
+
+        hold_for_process(self.project.state_dir, command)
+
+
+def failing_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Report a StagegraphError as one line (doit's TaskFailed), without a traceback."""
+
+    @wraps(fn)
+    def action(*args: Any, **kwargs: Any) -> Any:
+        try:
+            result = fn(*args, **kwargs)
+        except StagegraphError as exc:
+            return TaskFailed(str(exc))
+        return None if result is None else result
+
+    return action
+
+
+def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
+    """The `task_*` functions for dodo.py. Order of definition is `doit list` order."""
+    s = session
+    graph = s.graph
+    deploy_opts = task_options(s.argv, "deploy", DEPLOY_PARAMS)
+    destroy_opts = task_options(s.argv, "destroy", DESTROY_PARAMS)
+    disable_render = bool(deploy_opts["disable_render"])
+
+    def task_stages() -> Iterator[TaskDict]:
+        for stage in graph.stages:
+            deps = ["_lock", *stage.depends_on]
+            if not disable_render:
+                deps.append(f"render:{stage.name}")
+            actions: list[Any] = []
+            if disable_render:
+                actions.append((failing_cleanly(_report_disk_render), [s, stage.name]))
+            actions.append((failing_cleanly(_apply), [s, stage.name]))
+            yield {
+                "basename": stage.name,
+                "doc": stage.description,
+                "actions": actions,
+                "task_dep": deps,
+                "uptodate": [_stage_uptodate(s, stage.name)],
+                "verbosity": 2,
+            }
+
+    def task__lock() -> TaskDict:
+        return {"actions": [(failing_cleanly(s.hold_lock), ["deploy"])], "verbosity": 2}
+
+    def task_validate() -> TaskDict:
+        """Validate the config and the lockfile pins every stage uses (offline)."""
+        return {"actions": [(failing_cleanly(_validate), [s])], "verbosity": 2}
+
+    def task_render() -> Iterator[TaskDict]:
+        """Render every stage to Terraform JSON in the output directory."""
+        yield {"name": None, "doc": "Render every stage (only changed ones are rewritten)"}
+        for stage in graph.stages:
+            yield {
+                "name": stage.name,
+                "actions": [(failing_cleanly(_render), [s, stage.name])],
+                "uptodate": [_render_uptodate(s, stage.name)],
+                "verbosity": 2,
+            }
+
+    def task_deploy() -> TaskDict:
+        """Apply the stages whose inputs changed (--stop-at STAGE, --disable-render)."""
+        stop_at = deploy_opts["stop_at"]
+        names = graph.up_to(stop_at) if stop_at and stop_at in graph else graph.names
+        return {
+            "actions": [(failing_cleanly(_deploy_done), [s, stop_at])],
+            "task_dep": names,
+            "params": DEPLOY_PARAMS,
+            "verbosity": 2,
+        }
+
+    def task_plan() -> Iterator[TaskDict]:
+        """terraform plan per stage, against declared mock outputs where upstream is not applied."""
+        yield {"name": None, "doc": "Plan every stage; saved plans are applied with `doit apply_plan`"}
+        for stage in graph.stages:
+            yield {
+                "name": stage.name,
+                "actions": [(failing_cleanly(_plan), [s, stage.name])],
+                "task_dep": ["_lock", f"render:{stage.name}"],
+                "verbosity": 2,
+            }
+
+    def task_apply_plan() -> Iterator[TaskDict]:
+        """Apply saved plans in order; plans made against mocks or stale inputs are refused."""
+        yield {"name": None, "doc": "Apply the saved plans"}
+        for stage in graph.stages:
+            yield {
+                "name": stage.name,
+                "actions": [(failing_cleanly(_apply_plan), [s, stage.name])],
+                "task_dep": ["_lock", *(f"apply_plan:{d}" for d in stage.depends_on)],
+                "verbosity": 2,
+            }
+
+    def task_destroy() -> Iterator[TaskDict]:
+        """Destroy in reverse dependency order, stop at the first failure (--keep STAGE)."""
+        keep = set(graph.ancestors(destroy_opts["keep"])) if destroy_opts["keep"] else set()
+        yield {"name": None, "doc": "Destroy every stage not kept", "params": DESTROY_PARAMS}
+        for stage in graph.stages:
+            if stage.name in keep:
+                continue
+            yield {
+                "name": stage.name,
+                "actions": [(failing_cleanly(_destroy), [s, stage.name])],
+                "task_dep": [
+                    "_lock",
+                    *(f"destroy:{d}" for d in graph.dependents(stage.name) if d not in keep),
+                ],
+                "uptodate": [_destroyed_uptodate(s, stage.name)],
+                "verbosity": 2,
+            }
+
+    def task_status() -> TaskDict:
+        """Per stage: applied, stale, never applied, failed or destroyed, and when."""
+        return {"actions": [(failing_cleanly(_status), [s])], "verbosity": 2}
+
+    def task_why() -> TaskDict:
+        """Name exactly which inputs of a stage changed since its last apply: doit why STAGE."""
+        return {"actions": [(failing_cleanly(_why), [s])], "pos_arg": "stages", "verbosity": 2}
+
+    def task_info() -> TaskDict:
+        """Each stage's dependencies, config sections and pins (--svg FILE, --dot FILE)."""
+        return {
+            "actions": [(failing_cleanly(_info), [s])],
+            "params": [
+                {"name": "svg", "long": "svg", "default": "", "help": "also write the graph as SVG"},
+                {"name": "dot", "long": "dot", "default": "", "help": "also write Graphviz DOT"},
+            ],
+            "verbosity": 2,
+        }
+
+    def task_init() -> TaskDict:
+        """Write a new, fully commented config (refuses to overwrite an existing file)."""
+        return {
+            "actions": [(failing_cleanly(_init), [s])],
+            "params": INIT_PARAMS,
+            "verbosity": 2,
+        }
+
+    def task_schema() -> TaskDict:
+        """Regenerate schema/nebari-config.schema.json from the config models."""
+        return {"actions": [(failing_cleanly(_schema), [s])], "verbosity": 2}
+
+    generators: list[Callable[[], Any]] = [
+        task_stages,
+        task__lock,
+        task_validate,
+        task_render,
+        task_deploy,
+        task_plan,
+        task_apply_plan,
+        task_destroy,
+        task_status,
+        task_why,
+        task_info,
+        task_init,
+        task_schema,
+    ]
+
+    def task_stagegraph() -> Iterator[TaskDict]:
+        # One creator yields every task, so `doit list --sort=definition` shows them in
+        # this order: the stages first, in runtime order, then the commands.
+        for gen in generators:
+            basename = gen.__name__.removeprefix("task_")
+            produced = gen()
+            items = [produced] if isinstance(produced, dict) else list(produced)
+            for item in items:
+                if "basename" not in item:
+                    item["basename"] = basename
+                    if "doc" not in item and item.get("name") is None and gen.__doc__:
+                        item["doc"] = gen.__doc__.strip()
+                yield item
+
+    return {"task_stagegraph": task_stagegraph}
+
+
+# --- uptodate callables ---------------------------------------------------------------------
+
+
+def _stage_uptodate(s: Session, name: str) -> Callable[[], bool]:
+    def check() -> bool:
+        if s.load_error is not None:
+            return False
+        from stagegraph.deploy import is_up_to_date
+
+        try:
+            fresh = is_up_to_date(s.project, name)
+        except StagegraphError:
+            return False  # the action reports it
+        if fresh:
+            s.runtime().summary.add(name, "skipped", 0.0, "up to date")
+        return fresh
+
+    return check
+
+
+def _render_uptodate(s: Session, name: str) -> Callable[[], bool]:
+    def check() -> bool:
+        if s.load_error is not None:
+            return False
+        from stagegraph.render import is_current, render_inputs
+
+        try:
+            stage = s.graph[name]
+            inputs = render_inputs(stage, s.project.config, s.project.lock)
+        except StagegraphError:
+            return False
+        from stagegraph.render import RenderedStage
+
+        digest = RenderedStage(name, stage.directory(s.project.config.provider), {}, inputs).digest
+        return is_current(s.project.stage_dir(stage), digest)
+
+    return check
+
+
+def _destroyed_uptodate(s: Session, name: str) -> Callable[[], bool]:
+    def check() -> bool:
+        from stagegraph.deploy import is_destroyed
+
+        return s.load_error is None and is_destroyed(s.project, name)
+
+    return check
+
+
+# --- actions ----------------------------------------------------------------------------------
+
+
+def _validate(s: Session) -> None:
+    if s.load_error is not None:
+        raise s.load_error
+    project = s.project
+    for stage in s.graph.stages:
+        for key in stage.pins:
+            project.lock.pin(key, file=project.lockfile_name, user=f"stage {stage.name}")
+    print(
+        f"{project.config_name}: valid (provider {project.config.provider}, "
+        f"{len(s.graph.stages)} stages, {len(project.lock.keys())} pins in {project.lockfile_name})"
+    )
+
+
+def _render(s: Session, name: str) -> None:
+    from stagegraph.render import render_stage, write_stage
+
+    rt = s.runtime()
+    s.hold_lock("render")
+    project = s.project
+    stage = s.graph[name]
+    rendered = render_stage(stage, project.config, project.lock, project.lockfile_name)
+    result = write_stage(project.output_root, rendered)
+    changed = ", ".join(result.written) or "no file changed"
+    removed = f"; removed {', '.join(result.removed)}" if result.removed else ""
+    rt.console.line(name, f"rendered {project.output_root.name}/{rendered.directory}: {changed}{removed}")
+
+
+def _report_disk_render(s: Session, name: str) -> None:
+    from stagegraph.deploy import differs_from_fresh_render
+
+    rt = s.runtime()
+    stage = s.graph[name]
+    diff = differs_from_fresh_render(s.project, stage)
+    if diff:
+        rt.console.line(
+            name, f"--disable-render: on-disk files differ from a fresh render: {', '.join(diff)}"
+        )
+
+
+def _apply(s: Session, name: str) -> None:
+    from stagegraph.deploy import apply_stage
+
+    apply_stage(s.runtime(), name)
+
+
+def _deploy_done(s: Session, stop_at: str) -> None:
+    if stop_at and stop_at not in s.graph:
+        from stagegraph.errors import UnknownStageError
+
+        raise UnknownStageError(stop_at, s.graph.names)
+    summary = s.runtime().summary
+    print(summary.one_line())
+
+
+def _plan(s: Session, name: str) -> None:
+    from stagegraph.deploy import plan_stage
+
+    plan_stage(s.runtime(), name)
+
+
+def _apply_plan(s: Session, name: str) -> None:
+    from stagegraph.deploy import apply_plan
+
+    apply_plan(s.runtime(), name)
+
+
+def _destroy(s: Session, name: str) -> None:
+    from stagegraph.deploy import destroy_stage
+
+    rt = s.runtime()
+    s.hold_lock("destroy")
+    destroy_stage(rt, name)
+
+
+def _status(s: Session) -> None:
+    from stagegraph.deploy import stage_state
+
+    if s.load_error is not None:
+        raise s.load_error
+    rows = []
+    for name in s.graph.names:
+        st = stage_state(s.project, name, fresh=True)
+        when = f"{st.applied_at:%Y-%m-%d %H:%M:%S}" if st.applied_at else "-"
+        note = st.reasons[0] if st.reasons else ""
+        rows.append((name, st.state, when, note))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'stage':<{width}}  {'state':<13}  {'last applied (UTC)':<19}  note")
+    for name, state, when, note in rows:
+        print(f"{name:<{width}}  {state:<13}  {when:<19}  {note}".rstrip())
+
+
+def _why(s: Session, stages: Sequence[str]) -> None:
+    from stagegraph.deploy import why
+
+    if s.load_error is not None:
+        raise s.load_error
+    if not stages:
+        raise StagegraphError("name a stage: doit why STAGE (see `doit list`)")
+    for name in stages:
+        s.graph[name]  # unknown stage: error listing the known ones
+        print("\n".join(why(s.project, name)))
+
+
+def _info(s: Session, svg: str, dot: str) -> None:
+    from stagegraph.graphview import NodeInfo, render_dot, render_svg
+    from stagegraph.info import format_info
+
+    nodes = [
+        NodeInfo(
+            name=st.name,
+            description=st.description,
+            depends_on=st.depends_on,
+            config_sections=st.config_sections,
+            pins=st.pins,
+            kind=st.kind,
+            source=st.source,
+        )
+        for st in s.graph.stages
+    ]
+    states = None
+    if s.load_error is None:
+        from stagegraph.deploy import stage_state
+
+        states = {n.name: stage_state(s.project, n.name).state for n in nodes}
+    print(format_info(nodes, states))
+    if svg:
+        Path(svg).write_text(render_svg(nodes), encoding="utf-8")
+        print(f"wrote {svg}")
+    if dot:
+        Path(dot).write_text(render_dot(nodes), encoding="utf-8")
+        print(f"wrote {dot}")
+
+
+def session_from_doit(root: Path) -> Session:
+    from doit import get_var
+
+    return Session(root, sys.argv, get_var("config", None))
+
+
+def section_owners(graph: StageGraph) -> dict[str, str]:
+    """Top-level config key -> the first stage (in runtime order) that reads it."""
+    owners: dict[str, str] = {}
+    for stage in graph.stages:
+        for path in stage.config_sections:
+            owners.setdefault(path.split(".")[0], stage.name)
+    return owners
+
+
+def _init(s: Session, provider: str, project_name: str, domain: str, auth: str) -> None:
+    import secrets as stdlib_secrets
+
+    from stagegraph.initconfig import render_init_config, write_new_config
+
+    text = render_init_config(
+        provider=provider,
+        project_name=project_name,
+        domain=domain,
+        auth_type=auth,
+        section_owner=section_owners(s.graph),
+        root_password=stdlib_secrets.token_urlsafe(24),
+    )
+    write_new_config(s.project.config_path, text)
+    # Never print the password: say where it is instead.
+    print(f"wrote {s.project.config_name} (provider {provider}); the Keycloak root password is in it")
+
+
+def _schema(s: Session) -> None:
+    from stagegraph.configfile import export_json_schema
+
+    target = s.root / "schema" / "nebari-config.schema.json"
+    from stagegraph.atomic import write_atomic
+
+    changed = write_atomic(target, export_json_schema())
+    print(f"{'wrote' if changed else 'unchanged:'} {target.relative_to(s.root)}")

