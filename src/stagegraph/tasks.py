@@ -151,7 +151,10 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
             }
 
     def task__lock() -> TaskDict:
-        return {"actions": [(failing_cleanly(s.hold_lock), ["deploy"])], "verbosity": 2}
+        # Every stage task depends on this one: take the project lock once per run, and
+        # check the pins upstream first when the config asks for it.
+        actions = [(failing_cleanly(s.hold_lock), ["deploy"]), (failing_cleanly(_verify_before_deploy), [s])]
+        return {"actions": actions, "verbosity": 2}
 
     def task_validate() -> TaskDict:
         """Validate the config and the lockfile pins every stage uses (offline)."""
@@ -250,6 +253,18 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         """Regenerate schema/nebari-config.schema.json from the config models."""
         return {"actions": [(failing_cleanly(_schema), [s])], "verbosity": 2}
 
+    def task_bump() -> TaskDict:
+        """Propose (and with --apply write) this quarter's pin bumps; see docs/pins.md."""
+        from stagegraph.pins.tasks import BUMP_PARAMS
+
+        return {"actions": [(failing_cleanly(_bump), [s])], "params": BUMP_PARAMS, "verbosity": 2}
+
+    def task_verify_pins() -> TaskDict:
+        """Check that every pinned chart, image and provider version still exists upstream."""
+        from stagegraph.pins.tasks import VERIFY_PARAMS
+
+        return {"actions": [(failing_cleanly(_verify_pins), [s])], "params": VERIFY_PARAMS, "verbosity": 2}
+
     generators: list[Callable[[], Any]] = [
         task_stages,
         task__lock,
@@ -264,6 +279,8 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         task_info,
         task_init,
         task_schema,
+        task_bump,
+        task_verify_pins,
     ]
 
     def task_stagegraph() -> Iterator[TaskDict]:
@@ -508,3 +525,25 @@ def _schema(s: Session) -> None:
 
     changed = write_atomic(target, export_json_schema())
     print(f"{'wrote' if changed else 'unchanged:'} {target.relative_to(s.root)}")
+
+
+def _bump(s: Session, group: str, apply: bool, date: str, report: str) -> None:
+    from stagegraph.pins.tasks import bump_action
+
+    if s.load_error is not None:
+        raise s.load_error
+    print(bump_action(s.project, group=group, apply=apply, date=date, report=report))
+
+
+def _verify_pins(s: Session, group: str) -> None:
+    from stagegraph.pins.tasks import verify_action
+
+    if s.load_error is not None:
+        raise s.load_error
+    print(verify_action(s.project, group=group))
+
+
+def _verify_before_deploy(s: Session) -> None:
+    """With `stagegraph.verify_pins_before_deploy: true`, refuse to deploy vanished pins."""
+    if s.project.config.stagegraph.verify_pins_before_deploy:
+        _verify_pins(s, "")
