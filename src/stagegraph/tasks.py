@@ -21,6 +21,7 @@ from stagegraph.cliargs import task_options
 from stagegraph.errors import StagegraphError
 from stagegraph.graph import StageGraph, build_graph
 from stagegraph.project import Project
+from stagegraph.stage import Stage
 
 TaskDict = dict[str, Any]
 
@@ -65,10 +66,15 @@ DESTROY_PARAMS: list[dict[str, Any]] = [
 class Session:
     """Per-process state shared by the task creators and actions."""
 
-    def __init__(self, root: Path, argv: Sequence[str], config: str | None) -> None:
+    def __init__(
+        self, root: Path, argv: Sequence[str], config: str | None, extra_stages: Sequence[Stage] = ()
+    ) -> None:
         self.root = root
         self.argv = list(argv)
         self.project = Project.discover(root, config)
+        self.project.extra_stages = tuple(extra_stages)
+        # doit keeps its own database there (see doitconfig); it must exist before doit writes.
+        self.project.state_dir.mkdir(exist_ok=True)
         self.load_error: StagegraphError | None = None
         try:
             self.graph: StageGraph = self.project.graph
@@ -230,10 +236,10 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         """Name exactly which inputs of a stage changed since its last apply: doit why STAGE."""
         return {"actions": [(failing_cleanly(_why), [s])], "pos_arg": "stages", "verbosity": 2}
 
-    def task_info() -> TaskDict:
+    def task_graph() -> TaskDict:
         """Each stage's dependencies, config sections and pins (--svg FILE, --dot FILE)."""
         return {
-            "actions": [(failing_cleanly(_info), [s])],
+            "actions": [(failing_cleanly(_graph), [s])],
             "params": [
                 {"name": "svg", "long": "svg", "default": "", "help": "also write the graph as SVG"},
                 {"name": "dot", "long": "dot", "default": "", "help": "also write Graphviz DOT"},
@@ -265,6 +271,22 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
 
         return {"actions": [(failing_cleanly(_verify_pins), [s])], "params": VERIFY_PARAMS, "verbosity": 2}
 
+    def task_bench() -> TaskDict:
+        """Print benchmark medians: list, validate, render, deploys, 10/100/500-stage graphs."""
+        return {
+            "actions": [(_bench, [s])],
+            "params": [
+                {
+                    "name": "quick",
+                    "long": "quick",
+                    "type": bool,
+                    "default": False,
+                    "help": "fewer runs, no 500-stage graph",
+                }
+            ],
+            "verbosity": 2,
+        }
+
     generators: list[Callable[[], Any]] = [
         task_stages,
         task__lock,
@@ -276,11 +298,12 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         task_destroy,
         task_status,
         task_why,
-        task_info,
+        task_graph,
         task_init,
         task_schema,
         task_bump,
         task_verify_pins,
+        task_bench,
     ]
 
     def task_stagegraph() -> Iterator[TaskDict]:
@@ -454,7 +477,7 @@ def _why(s: Session, stages: Sequence[str]) -> None:
         print("\n".join(why(s.project, name)))
 
 
-def _info(s: Session, svg: str, dot: str) -> None:
+def _graph(s: Session, svg: str, dot: str) -> None:
     from stagegraph.graphview import NodeInfo, render_dot, render_svg
     from stagegraph.info import format_info
 
@@ -547,3 +570,9 @@ def _verify_before_deploy(s: Session) -> None:
     """With `stagegraph.verify_pins_before_deploy: true`, refuse to deploy vanished pins."""
     if s.project.config.stagegraph.verify_pins_before_deploy:
         _verify_pins(s, "")
+
+
+def _bench(s: Session, quick: bool) -> None:
+    from stagegraph.bench import main
+
+    main(["--repo", str(s.root), *(["--quick"] if quick else [])])
