@@ -95,11 +95,19 @@ class Session:
             from stagegraph.deploy import Runtime
             from stagegraph.summary import RunSummary
 
-            command = next((a for a in self.argv[1:] if not a.startswith("-") and "=" not in a), "deploy")
+            command = self.command_name()
             summary = RunSummary(command)
             self._runtime = Runtime(self.project, Console(stage_names=self.graph.names), summary)
             atexit.register(self._write_summary)
         return self._runtime
+
+    def command_name(self) -> str:
+        """The task the user asked for (`deploy`, `destroy`, a stage name, ...), for records."""
+        known = {"deploy", "destroy", "plan", "apply_plan", "render", *self.graph.names}
+        for token in self.argv[1:]:
+            if token.split(":")[0] in known:
+                return token.split(":")[0]
+        return "deploy"
 
     def _write_summary(self) -> None:
         if self._runtime is None or not self._runtime.summary.stages:
