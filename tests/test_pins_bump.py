@@ -4,13 +4,11 @@ and only the stages that use a changed pin go stale."""
 from __future__ import annotations
 
 import difflib
-import shutil
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
-from test_pins_fakeregistry import FakeRegistry, serve_lockfile
+from test_pins_fakeregistry import FakeRegistry, fake_registry, repo_project, serve_lockfile  # noqa: F401 - the fixtures `fake`, `project`
 
 from stagegraph.lockfile import load_lockfile
 from stagegraph.pins.bump import plan_bump
@@ -38,30 +36,6 @@ NEWER = {
     "images.traefik": [("v3.3.0", "2025-01-01T00:00:00Z")],
     "providers.kubernetes": [("2.36.0", "2025-02-20T00:00:00Z")],
 }
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeRegistry]:
-    registry = FakeRegistry().start()
-    try:
-        yield registry
-    finally:
-        registry.stop()
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> object:
-    """A copy of this repository's config and lockfile, as a real Project."""
-    from stagegraph.project import Project
-
-    (tmp_path / "lockfiles").mkdir()
-    shutil.copy(ROOT / "lockfiles" / "versions.yaml", tmp_path / "lockfiles" / "versions.yaml")
-    shutil.copy(ROOT / "nebari-config.yaml", tmp_path / "nebari-config.yaml")
-    return Project(
-        root=tmp_path,
-        config_path=tmp_path / "nebari-config.yaml",
-        lockfile_path=tmp_path / "lockfiles" / "versions.yaml",
-    )
 
 
 def diff_lines(old: str, new: str) -> list[str]:

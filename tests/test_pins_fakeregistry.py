@@ -6,12 +6,14 @@ Bearer token challenge (`WWW-Authenticate`, then a token realm) and `Link` pagin
 `HEAD`/`GET` manifests and config blobs; the Terraform registry's provider versions API;
 PyPI's JSON API; HashiCorp's releases API. Each registry lives under its own path prefix
 (`/dockerhub`, `/quay`, ...), which `Registries` maps hosts to. Other pins test modules
-import `FakeRegistry` from here; the tests below check the fake itself stays faithful.
+import `FakeRegistry` and the `fake` and `project` fixtures from here; the tests below
+check the fake itself stays faithful.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 import urllib.parse
@@ -19,10 +21,13 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
 
 Reply = tuple[int, dict[str, str], bytes]
 Route = Callable[["Seen"], Reply]
@@ -314,13 +319,35 @@ def slow(seconds: float, reply: Reply) -> Route:
     return route
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeRegistry]:
+# --- fixtures -----------------------------------------------------------------------------
+# Other pins test modules import these (by their function names) to get `fake` and
+# `project`; the names differ from the fixture names so that a test's parameter does not
+# shadow the import.
+
+
+@pytest.fixture(name="fake")
+def fake_registry() -> Iterator[FakeRegistry]:
+    """A started fake, stopped after the test."""
     registry = FakeRegistry().start()
     try:
         yield registry
     finally:
         registry.stop()
+
+
+@pytest.fixture(name="project")
+def repo_project(tmp_path: Path) -> object:
+    """A copy of this repository's config and lockfile, as a real Project."""
+    from stagegraph.project import Project
+
+    (tmp_path / "lockfiles").mkdir()
+    shutil.copy(ROOT / "lockfiles" / "versions.yaml", tmp_path / "lockfiles" / "versions.yaml")
+    shutil.copy(ROOT / "nebari-config.yaml", tmp_path / "nebari-config.yaml")
+    return Project(
+        root=tmp_path,
+        config_path=tmp_path / "nebari-config.yaml",
+        lockfile_path=tmp_path / "lockfiles" / "versions.yaml",
+    )
 
 
 # --- the fake itself -----------------------------------------------------------------------

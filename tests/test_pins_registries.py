@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from datetime import date
 
 import pytest
-from test_pins_fakeregistry import FakeRegistry, slow
+from test_pins_fakeregistry import FakeRegistry, fake_registry, slow  # noqa: F401 - the fixture `fake`
 
 from stagegraph.lockfile import ChartPin, ImagePin, ProviderPin, VersionPin
 from stagegraph.pins.errors import (
@@ -23,15 +22,6 @@ from stagegraph.pins.httpclient import HttpClient, retry_after_seconds
 from stagegraph.pins.oci import parse_image
 from stagegraph.pins.registries import Registries
 from stagegraph.pins.sources import Sources
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeRegistry]:
-    registry = FakeRegistry().start()
-    try:
-        yield registry
-    finally:
-        registry.stop()
 
 
 class Sleeps(list[float]):

@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_pins_fakeregistry import FakeRegistry, serve_lockfile
+from test_pins_fakeregistry import FakeRegistry, fake_registry, repo_project, serve_lockfile  # noqa: F401 - the fixtures `fake`, `project`
 
 from stagegraph.lockfile import load_lockfile
 from stagegraph.pins.errors import LookupFailedError, PinsMissingError
 from stagegraph.pins.tasks import run_verify
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeRegistry]:
-    registry = FakeRegistry().start()
-    try:
-        yield registry
-    finally:
-        registry.stop()
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> object:
-    from stagegraph.project import Project
-
-    (tmp_path / "lockfiles").mkdir()
-    shutil.copy(ROOT / "lockfiles" / "versions.yaml", tmp_path / "lockfiles" / "versions.yaml")
-    shutil.copy(ROOT / "nebari-config.yaml", tmp_path / "nebari-config.yaml")
-    return Project(
-        root=tmp_path,
-        config_path=tmp_path / "nebari-config.yaml",
-        lockfile_path=tmp_path / "lockfiles" / "versions.yaml",
-    )
 
 
 def line_of(text: str, needle: str, after: str) -> int:
