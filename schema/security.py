@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Discriminator, Field, model_validator
 
 from stagegraph.schema.base import TAG_MARK, Section, field_problem, tag
+from stagegraph.schema.permissions import GroupName, Role, check_groups_and_roles
 from stagegraph.schema.secret import SecretValue
 
 AUTHENTICATION_TYPES = ("password", "GitHub", "Auth0", "custom")
@@ -138,3 +139,17 @@ class Security(Section):
     keycloak: Keycloak = Field(
         default_factory=dict, validate_default=True, description="The Keycloak server."
     )
+    groups: list[GroupName] = Field(
+        default_factory=list,
+        description="Extra Keycloak groups, besides the default superadmin, admin, developer, analyst "
+        "(and users with shared_users_group).",
+    )
+    roles: list[Role] = Field(
+        default_factory=list,
+        description="Roles with permission scopes (Nebari's permissions model), attached to groups.",
+    )
+
+    @model_validator(mode="after")
+    def _roles_attach_to_known_groups(self) -> Security:
+        check_groups_and_roles(self.groups, self.roles, self.shared_users_group)
+        return self
