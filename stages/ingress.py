@@ -15,6 +15,7 @@ from stagegraph.stage import RenderContext, Rendered, Stage, StageIO, Upstream
 from stagegraph.stages.common import ClusterNamespaceInputs, cluster_module, helm_release
 from stagegraph.stages.infrastructure import InfrastructureOutputs
 from stagegraph.stages.kubernetes_initialize import InitializeOutputs
+from stagegraph.stages.stage_checks import ingress_check
 from stagegraph.tfjson import depends, literal
 
 NAME = "04-kubernetes-ingress"
@@ -133,4 +134,5 @@ STAGE = Stage(
         load_balancer_address="127.0.0.1", domain="mock.example.com", certificate_type="self-signed"
     ),
     priority=40,
+    check=ingress_check,
 )

@@ -9,6 +9,7 @@ from pydantic import Field
 from stagegraph.stage import RenderContext, Rendered, SensitiveInput, Stage, StageIO, Upstream
 from stagegraph.stages.common import ClusterAccess, cluster_module, helm_release
 from stagegraph.stages.infrastructure import InfrastructureOutputs
+from stagegraph.stages.stage_checks import kubernetes_version_preflight, namespace_check
 from stagegraph.tfjson import depends, literal
 
 NAME = "03-kubernetes-initialize"
@@ -151,4 +152,6 @@ STAGE = Stage(
         ),
     ),
     priority=30,
+    preflight=kubernetes_version_preflight,
+    check=namespace_check,
 )

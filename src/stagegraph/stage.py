@@ -101,13 +101,19 @@ class Upstream:
 
 @dataclass(frozen=True)
 class CheckContext:
-    """What a stage's check sees after the stage applied (never in the sandbox)."""
+    """What a stage's check sees after the stage applied (never in the sandbox).
+
+    A preflight gets the same context before the stage applies, with empty outputs and
+    `pins` set to read any pin of the lockfile: it runs at deploy time and decides nothing
+    about staleness, so it need not declare what it reads (kubernetes.max_version).
+    """
 
     stage: str
     provider: str
     upstream: Upstream
     outputs: BaseModel
     line: Callable[[str], None]
+    pins: PinView | None = None
 
 
 def _no_connect(_: Upstream) -> BaseModel:
@@ -137,6 +143,8 @@ class Stage:
     driver:          how the stage is applied (None: Terraform in the stage directory).
     check:           runs after a successful apply against a real cluster; raising a
                      StagegraphError fails the stage (it is then retried next deploy).
+    preflight:       runs before the stage applies against a real cluster (the Kubernetes
+                     version check); raising a StagegraphError stops the stage untouched.
     """
 
     name: str
@@ -155,6 +163,7 @@ class Stage:
     kind: StageKind = "terraform"
     driver: StageDriver | None = None
     check: Callable[[CheckContext], None] | None = None
+    preflight: Callable[[CheckContext], None] | None = None
     source: str = "stagegraph"
     extras: Mapping[str, Any] = field(default_factory=dict)
 
