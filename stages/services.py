@@ -1,46 +1,99 @@
-"""07-kubernetes-services: JupyterHub, conda-store, Dask Gateway, Argo, monitoring (stand-in)."""
+"""07-kubernetes-services: JupyterHub, conda-store, Dask Gateway, Argo Workflows, monitoring.
+
+The stage is assembled from one module per service (svc_*.py), each a pure function that
+adds its resources to the module and returns what the others need:
+
+  svc_storage      shared home and conda-store volumes (NFS)
+  svc_forwardauth  login check for private routes (08's extensions use it)
+  svc_conda_store  conda-store and the configured environments
+  svc_jupyterhub   JupyterHub, profiles (svc_profiles), theme, idle culler, lab files,
+                   and the users' secrets of their groups (user_secrets)
+  svc_jhub_apps    jhub-apps, when enabled (hub configuration)
+  svc_dask         Dask Gateway with the dask_worker profiles
+  svc_argo         Argo Workflows and the workflow controller, when enabled
+  svc_monitoring   Prometheus, Grafana, Loki, Promtail, MinIO, when enabled
+
+The same render serves local and existing clusters (nothing here is cloud-specific) and,
+through `TerraformModule(sandbox=True)`, the sandbox.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
-from stagegraph.stage import RenderContext, Stage, StageIO, Upstream
-from stagegraph.stages.common import ClusterNamespaceInputs
+from stagegraph.stage import RenderContext, Rendered, Stage, StageIO, Upstream
+from stagegraph.stages.common import (
+    ClusterNamespaceInputs,
+    NodeSelector,
+    cluster_module,
+    require_rendered_provider,
+)
 from stagegraph.stages.infrastructure import InfrastructureOutputs
 from stagegraph.stages.ingress import IngressOutputs
+from stagegraph.stages.keycloak import KeycloakOutputs
 from stagegraph.stages.keycloak_configuration import KeycloakConfigurationOutputs
 from stagegraph.stages.kubernetes_initialize import InitializeOutputs
-from stagegraph.stages.placeholder import placeholder
+from stagegraph.stages.stage_checks import hub_check
+from stagegraph.stages.svc_argo import argo_workflows, hub_settings
+from stagegraph.stages.svc_conda_store import conda_store
+from stagegraph.stages.svc_dask import dask_gateway
+from stagegraph.stages.svc_forwardauth import forward_auth
+from stagegraph.stages.svc_jhub_apps import jhub_apps
+from stagegraph.stages.svc_jupyterhub import HubParts, gallery_sensitive_inputs, jupyterhub
+from stagegraph.stages.svc_kube import NAMESPACE, node_selector_locals
+from stagegraph.stages.svc_monitoring import monitoring
+from stagegraph.stages.svc_profiles import group_overrides
+from stagegraph.stages.svc_storage import shared_storage
+from stagegraph.stages.user_secrets import user_secrets_input
 
 NAME = "07-kubernetes-services"
 
 
 class ServicesInputs(ClusterNamespaceInputs):
     domain: str = Field(description="Domain the services answer on.")
+    certificate_type: str = Field(description="Certificate the ingress serves (self-signed, ...).")
+    node_selectors: dict[str, NodeSelector] = Field(
+        description="Node selectors of the general, user and worker node groups."
+    )
+    registry_pull_secret: str | None = Field(
+        None, description="Image pull secret of the external container registry, if any."
+    )
+    keycloak_url: str = Field(description="Public URL of Keycloak.")
+    keycloak_internal_url: str = Field(description="In-cluster URL of Keycloak.")
     realm_id: str = Field(description="Keycloak realm of the platform.")
+    groups: list[str] = Field(description="Keycloak groups allowed to log in to JupyterHub.")
     clients: dict[str, str] = Field(description="OAuth client ids by service.")
 
 
 class ServicesOutputs(StageIO):
     urls: dict[str, str] = Field(description="Public URL of each deployed service.")
     forwardauth_service: str = Field(description="In-cluster address of the forward-auth service.")
+    forwardauth_middleware: str = Field(
+        "forwardauth", description="Traefik Middleware (in the platform namespace) that requires a login."
+    )
 
 
 def connect(up: Upstream) -> ServicesInputs:
     infra, init = up.get(InfrastructureOutputs), up.get(InitializeOutputs)
-    ingress, kc = up.get(IngressOutputs), up.get(KeycloakConfigurationOutputs)
+    ingress, keycloak = up.get(IngressOutputs), up.get(KeycloakOutputs)
+    kc = up.get(KeycloakConfigurationOutputs)
     return ServicesInputs(
         kubeconfig_path=infra.kubeconfig_path,
         kube_context=infra.kube_context,
         namespace=init.namespace,
         domain=ingress.domain,
+        certificate_type=ingress.certificate_type,
+        node_selectors=infra.node_selectors,
+        registry_pull_secret=init.registry_pull_secret,
+        keycloak_url=keycloak.keycloak_url,
+        keycloak_internal_url=keycloak.internal_url,
         realm_id=kc.realm_id,
+        groups=kc.groups,
         clients=kc.clients,
     )
 
 
+#: Exactly what the render reads. monitoring.healthchecks belongs to stages 10 and 11.
 SECTIONS = (
     "argo_workflows",
     "conda_store",
@@ -49,41 +102,57 @@ SECTIONS = (
     "jhub_apps",
     "jupyterhub",
     "jupyterlab",
-    "monitoring",
+    "monitoring.enabled",
+    "monitoring.minio_enabled",
+    "monitoring.overrides",
+    "nebari_version",
     "profiles",
+    "secrets",
     "storage",
     "telemetry",
     "theme",
-    "domain",
 )
 
 
-def _urls(ctx: RenderContext) -> dict[str, Any]:
-    base = f"https://{ctx.config.domain}"
-    urls = {
-        "jupyterhub": f"{base}/",
-        "conda_store": f"{base}/conda-store/",
-        "dask_gateway": f"{base}/gateway/",
-    }
-    if ctx.config.argo_workflows.enabled:
-        urls["argo_workflows"] = f"{base}/argo/"
-    if ctx.config.monitoring.enabled:
-        urls["grafana"] = f"{base}/monitoring/"
+def render(ctx: RenderContext) -> Rendered:
+    require_rendered_provider(ctx, NAME)
+    m = cluster_module(ctx, NAME, ("kubernetes", "helm", "kubectl", "random"))
+    nodes = node_selector_locals(m)
+    volumes = shared_storage(ctx, m, nodes["general"])
+    auth = forward_auth(ctx, m, nodes["general"])
+    conda_store(ctx, m, nodes["general"], volumes)
+    argo_enabled = ctx.config.argo_workflows.enabled
+    parts: list[HubParts] = []
     if ctx.config.jhub_apps.enabled:
-        urls["jhub_apps"] = f"{base}/services/japps/"
-    return urls
+        parts.append(jhub_apps(ctx, m))
+    hub = jupyterhub(
+        ctx,
+        m,
+        nodes,
+        volumes,
+        parts,
+        group_overrides=group_overrides(ctx, m, NAMESPACE),
+        argo=hub_settings(argo_enabled),
+    )
+    dask_gateway(ctx, m, nodes, volumes, hub.release)
+    urls = {
+        "jupyterhub": "https://${var.domain}/",
+        "conda_store": "https://${var.domain}/conda-store/",
+        "dask_gateway": "https://${var.domain}/gateway/",
+    }
+    if argo_enabled:
+        argo_workflows(ctx, m, nodes)
+        urls["argo_workflows"] = "https://${var.domain}/argo/"
+    if ctx.config.monitoring.enabled:
+        monitoring(ctx, m, nodes)
+        urls["grafana"] = "https://${var.domain}/monitoring/"
+    if ctx.config.jhub_apps.enabled:
+        urls["jhub_apps"] = "https://${var.domain}/services/japps/"
+    m.output("urls", dict(sorted(urls.items())), "Public URL of each deployed service.")
+    m.output("forwardauth_service", auth.address, "Forward-auth address for Traefik forwardAuth middlewares.")
+    m.output("forwardauth_middleware", auth.middleware, "Traefik Middleware that requires a login.")
+    return {"main.tf.json": m.document()}
 
-
-render = placeholder(
-    NAME,
-    "JupyterHub with profiles, theme and idle culler; conda-store with environments; Dask "
-    "Gateway; Argo Workflows; Prometheus, Grafana and Loki; jhub-apps.",
-    SECTIONS,
-    lambda ctx: {
-        "urls": _urls(ctx),
-        "forwardauth_service": "http://forwardauth-service.${var.namespace}.svc:4180",
-    },
-)
 
 STAGE = Stage(
     name=NAME,
@@ -93,6 +162,7 @@ STAGE = Stage(
         "02-infrastructure",
         "03-kubernetes-initialize",
         "04-kubernetes-ingress",
+        "05-kubernetes-keycloak",
         "06-kubernetes-keycloak-configuration",
     ),
     config_sections=SECTIONS,
@@ -100,6 +170,8 @@ STAGE = Stage(
         "terraform",
         "providers.kubernetes",
         "providers.helm",
+        "providers.kubectl",
+        "providers.random",
         "helm_charts.jupyterhub",
         "helm_charts.dask_gateway",
         "helm_charts.argo_workflows",
@@ -112,6 +184,8 @@ STAGE = Stage(
         "images.dask_worker",
         "images.conda_store",
         "images.nebari_workflow_controller",
+        "images.nfs_server",
+        "images.oauth2_proxy",
     ),
     inputs=ServicesInputs,
     connect=connect,
@@ -120,5 +194,7 @@ STAGE = Stage(
         urls={"jupyterhub": "https://mock.example.com/"},
         forwardauth_service="http://forwardauth-service.dev.svc:4180",
     ),
+    sensitive=(*gallery_sensitive_inputs(), user_secrets_input()),
     priority=70,
+    check=hub_check,
 )
