@@ -30,6 +30,7 @@ from stagegraph.schema.registry import ExternalContainerRegistry
 from stagegraph.schema.security import Security
 from stagegraph.schema.services import ArgoWorkflows, DefaultImages, Monitoring, RookCeph, Storage
 from stagegraph.schema.tool import StagegraphSettings
+from stagegraph.schema.user_secrets import UserSecrets
 
 Provider = Literal["sandbox", "local", "existing", "aws", "gcp", "azure"]
 ProviderSection = (
@@ -161,6 +162,12 @@ class NebariConfig(Section):
     helm_extensions: list[HelmExtension] = Field(default_factory=list, description="Extra Helm charts.")
     tf_extensions: list[TerraformExtension] = Field(
         default_factory=list, description="Extra web apps behind the login."
+    )
+    # -- Secrets for platform users ---------------------------------------------------------
+    secrets: UserSecrets = Field(
+        default_factory=list,
+        description="SOPS-encrypted secrets mounted into the JupyterLab pods of the Keycloak groups "
+        "named (as a file, an environment variable or an image pull secret).",
     )
     # -- Providers (only the one named by `provider` may be set) ------------------------------
     sandbox: SandboxProvider | None = Field(None, description="Settings of provider sandbox.")

@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 class SandboxProject:
     root: Path
     terraform: str = "auto"
+    #: Set in the environment of every doit run (SOPS_AGE_KEY_FILE, TMPDIR, ...).
+    extra_env: dict[str, str] = field(default_factory=dict)
+    #: The Python that runs doit (a venv with a plugin installed, say); default: this one.
+    python: str = sys.executable
 
     @classmethod
     def create(cls, where: Path, terraform: str = "auto") -> SandboxProject:
@@ -44,11 +48,12 @@ class SandboxProject:
         env = dict(os.environ)
         env.pop("STAGEGRAPH_CONFIG", None)
         env["NO_COLOR"] = "1"
+        env.update(self.extra_env)
         return env
 
     def doit(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [sys.executable, "-m", "doit", *args],
+            [self.python, "-m", "doit", *args],
             cwd=self.root,
             env=self.env(),
             capture_output=True,
@@ -63,7 +68,7 @@ class SandboxProject:
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", "doit", *args],
+            [self.python, "-m", "doit", *args],
             cwd=self.root,
             env=self.env(),
             stdout=subprocess.PIPE,

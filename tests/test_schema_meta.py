@@ -86,6 +86,7 @@ def test_top_level_keys() -> None:
         "ceph",
         "helm_extensions",
         "tf_extensions",
+        "secrets",
         "sandbox",
         "local",
         "existing",

@@ -59,13 +59,17 @@ def render_init_config(
     auth_type: str,
     section_owner: Mapping[str, str],
     root_password: str | None = None,
+    root_password_ref: Mapping[str, str] | None = None,
 ) -> str:
     """The text of a new config for these choices (validated before it is returned).
 
     `section_owner` maps a top-level key to the stage that reads it (e.g. `security` ->
-    `05-kubernetes-keycloak`); keys without an owner go under "Main".
+    `05-kubernetes-keycloak`); keys without an owner go under "Main". `root_password_ref`
+    (`{sops: ..., key: ...}`, from `stagegraph.sops.init`) is written instead of a
+    plaintext `root_password`.
     """
-    chosen = _choices(provider, project_name, domain, auth_type, root_password)
+    password = dict(root_password_ref) if root_password_ref is not None else root_password
+    chosen = _choices(provider, project_name, domain, auth_type, password)
     try:
         config = NebariConfig.model_validate(chosen)
     except ValidationError as err:
@@ -120,7 +124,11 @@ def write_new_config(path: Path, text: str) -> None:
 
 
 def _choices(
-    provider: str, project_name: str, domain: str | None, auth_type: str, root_password: str | None
+    provider: str,
+    project_name: str,
+    domain: str | None,
+    auth_type: str,
+    root_password: str | dict[str, str] | None,
 ) -> dict[str, Any]:
     if provider not in PROVIDER_SECTIONS:
         raise ConfigError(
