@@ -7,7 +7,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from sandboxproject import SandboxProject
 
 
@@ -18,7 +17,9 @@ def project(tmp_path: Path) -> SandboxProject:
 
 def test_validate_ok(project: SandboxProject) -> None:
     out = project.doit("validate").stdout
-    assert re.search(r"nebari-config.yaml: valid \(provider sandbox, 10 stages, \d+ pins in lockfiles/versions.yaml\)", out)
+    assert re.search(
+        r"nebari-config.yaml: valid \(provider sandbox, 10 stages, \d+ pins in lockfiles/versions.yaml\)", out
+    )
 
 
 def test_validate_bad_value_one_line_and_exit_code(project: SandboxProject) -> None:
@@ -45,7 +46,9 @@ def test_unknown_key_did_you_mean_and_list_still_works(project: SandboxProject) 
 
 
 def test_other_config_by_variable_and_environment(project: SandboxProject) -> None:
-    (project.root / "other.yaml").write_text((project.root / "nebari-config.yaml").read_text().replace("demo", "other"))
+    (project.root / "other.yaml").write_text(
+        (project.root / "nebari-config.yaml").read_text().replace("demo", "other")
+    )
     (project.root / "nebari-config.yaml").unlink()
     assert "other.yaml: valid" in project.doit("config=other.yaml", "validate").stdout
     proc = project.doit("validate", check=False)
@@ -55,7 +58,9 @@ def test_other_config_by_variable_and_environment(project: SandboxProject) -> No
 def test_init_writes_a_commented_config_and_refuses_to_overwrite(tmp_path: Path) -> None:
     project = SandboxProject.create(tmp_path / "p")
     (project.root / "nebari-config.yaml").unlink()
-    proc = project.doit("init", "--provider", "local", "--project-name", "team", "--domain", "team.example.com")
+    proc = project.doit(
+        "init", "--provider", "local", "--project-name", "team", "--domain", "team.example.com"
+    )
     text = (project.root / "nebari-config.yaml").read_text()
     assert "provider: local" in text and "project_name: team" in text
     assert "#" in text and "05-kubernetes-keycloak" in text  # sections headed by their stage

@@ -41,7 +41,9 @@ def test_stdlib_secrets_wins_with_the_project_root_first_on_sys_path(tmp_path: P
         "import secrets, stagegraph.tasks, stagegraph.stages.builtin;"
         "print(secrets.__file__); print(hasattr(secrets, 'token_hex'))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=project.root, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=project.root, capture_output=True, text=True, check=True
+    )
     module_file, has_token_hex = out.stdout.split()
     assert Path(module_file).parent != project.root / "secrets"
     assert Path(module_file).name == "secrets.py" and has_token_hex == "True"

@@ -42,5 +42,10 @@ def test_the_detector_finds_versions() -> None:
     """Guard the guard: the pattern must catch the kinds of literal it exists to catch."""
     for text in ("traefik:v3.2.1", "2.35.1", "quay.io/nebari/x:2025.10.1", "1.27.3-alpine"):
         assert VERSION.search(text), text
-    for text in ("172.18.255.200-172.18.255.250", "127.0.0.1", "metallb.io/v1beta1", "kind.x-k8s.io/v1alpha4"):
+    for text in (
+        "172.18.255.200-172.18.255.250",
+        "127.0.0.1",
+        "metallb.io/v1beta1",
+        "kind.x-k8s.io/v1alpha4",
+    ):
         assert not VERSION.search(text), text

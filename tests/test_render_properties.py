@@ -28,7 +28,9 @@ LOCK = load_lockfile(ROOT / "lockfiles" / "versions.yaml")
 GRAPH = build_graph(BUILTIN_STAGES)
 BASES = {
     "sandbox": yaml.safe_load((ROOT / "nebari-config.yaml").read_text()),
-    "explicit": yaml.safe_load((ROOT / "tests" / "fixtures" / "configs" / "explicit-local.happy.yaml").read_text()),
+    "explicit": yaml.safe_load(
+        (ROOT / "tests" / "fixtures" / "configs" / "explicit-local.happy.yaml").read_text()
+    ),
 }
 
 
@@ -109,7 +111,9 @@ def test_one_value_changes_only_the_stages_that_declare_it(change: tuple[str, tu
         if files_changed:
             assert declared, f"{stage.name} changed for {dotted} without declaring it"
         if declared and dotted_exact(stage.config_sections, dotted):
-            assert before[stage.name][1] != after[stage.name][1], f"{stage.name} reads {dotted}: must re-render"
+            assert before[stage.name][1] != after[stage.name][1], (
+                f"{stage.name} reads {dotted}: must re-render"
+            )
 
 
 @given(st.sampled_from(sorted(BASES)))

@@ -15,7 +15,9 @@ from stagegraph.render import MANIFEST, RenderedStage, is_current, read_manifest
 def _rendered(files: dict[str, Any], digest: str = "d1") -> RenderedStage:
     from pathlib import PurePosixPath
 
-    return RenderedStage("09-test", PurePosixPath("09-test"), {k: serialize(v) for k, v in files.items()}, {"code": digest})
+    return RenderedStage(
+        "09-test", PurePosixPath("09-test"), {k: serialize(v) for k, v in files.items()}, {"code": digest}
+    )
 
 
 def test_writes_only_changed_files_and_removes_stale_ones(tmp_path: Path) -> None:
@@ -42,7 +44,9 @@ def test_is_current_notices_inputs_and_hand_edits(tmp_path: Path) -> None:
     assert not is_current(stage_dir, rendered.digest)
 
 
-def test_failed_write_leaves_the_previous_render_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_leaves_the_previous_render_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_stage(tmp_path, _rendered({"main.tf.json": {"a": 1}, "b.tf.json": {"b": 1}}))
     stage_dir = tmp_path / "09-test"
     before = {p.name: p.read_bytes() for p in stage_dir.iterdir()}
@@ -63,5 +67,8 @@ def test_failed_write_leaves_the_previous_render_whole(tmp_path: Path, monkeypat
 
 
 def test_canonical_json_is_stable() -> None:
-    assert serialize({"b": 1, "a": {"d": [2, 1], "c": "é"}}) == b'{\n  "a": {\n    "c": "\xc3\xa9",\n    "d": [\n      2,\n      1\n    ]\n  },\n  "b": 1\n}\n'
+    assert (
+        serialize({"b": 1, "a": {"d": [2, 1], "c": "é"}})
+        == b'{\n  "a": {\n    "c": "\xc3\xa9",\n    "d": [\n      2,\n      1\n    ]\n  },\n  "b": 1\n}\n'
+    )
     assert MANIFEST.startswith(".")

@@ -19,7 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 BENCH_DODO = '''
@@ -40,7 +41,7 @@ def synthetic_stages(n: int) -> tuple[object, ...]:
 
     from pydantic import Field, create_model
 
-    from stagegraph.stage import NoInputs, Stage, StageIO, Upstream
+    from stagegraph.stage import NoInputs, RenderContext, Rendered, Stage, StageIO, Upstream
     from stagegraph.tfjson import TerraformModule
 
     rnd = random.Random(n)  # noqa: S311 - a reproducible shape, not a secret
@@ -50,7 +51,7 @@ def synthetic_stages(n: int) -> tuple[object, ...]:
         name = f"g{i:04d}"
         deps = tuple(sorted({f"g{rnd.randrange(i):04d}" for _ in range(rnd.randint(0, 3))})) if i else ()
 
-        def render(ctx: object, _name: str = name) -> dict[str, object]:
+        def render(ctx: RenderContext, _name: str = name) -> Rendered:
             m = TerraformModule(sandbox=True, comment=_name)
             m.resource("terraform_data", "x", {"input": _name})
             m.output("value", _name, "generated")
@@ -120,6 +121,10 @@ def _median(runs: int, setup: Callable[[], None] | None, fn: Callable[[], float]
     return statistics.median(times)
 
 
+def _retitle(project: Path, counter: Iterator[int]) -> None:
+    _set_title(project, f"Title {next(counter)}")
+
+
 def _set_title(project: Path, title: str) -> None:
     path = project / "nebari-config.yaml"
     text = path.read_text()
@@ -170,11 +175,9 @@ def bench(repo: Path, runs: int, quick: bool) -> list[tuple[str, float, str]]:
             first = _run(d, "deploy")
             rows.append((f"first full deploy ({flavor} terraform)", first, "s, 1 run"))
             # Both runners: the embedded one is what a fresh machine gets.
-            noop = _median(runs, None, lambda d=d: _run(d, "deploy"))
+            noop = _median(runs, None, partial(_run, d, "deploy"))
             rows.append((f"no-op deploy ({flavor} terraform)", noop, "s"))
-            change = _median(
-                runs, lambda d=d: _set_title(d, f"T{next(counter)}"), lambda d=d: _run(d, "deploy")
-            )
+            change = _median(runs, partial(_retitle, d, counter), partial(_run, d, "deploy"))
             rows.append((f"one-value-change deploy ({flavor} terraform)", change, "s"))
         sizes = (10, 100) if quick else (10, 100, 500)
         for n in sizes:

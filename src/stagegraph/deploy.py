@@ -32,7 +32,7 @@ from stagegraph.fingerprint import (
 )
 from stagegraph.records import PlanInfo, StageRecord
 from stagegraph.render import file_digest, read_manifest
-from stagegraph.secretvalues import resolve_secret
+from stagegraph.secretvalues import resolve_secret, secret_digest_input, secret_digests
 from stagegraph.stage import CheckContext, Stage, Upstream
 
 if TYPE_CHECKING:
@@ -112,11 +112,13 @@ def secret_env(project: Project, stage: Stage) -> tuple[dict[str, str], dict[str
         return env, digests
     key = digest_key(project.state_dir)
     for item in stage.sensitive:
-        value = resolve_secret(project.config, item.config_path, project.config_name)
+        value = resolve_secret(project.config, item.config_path, project.config_name, project.root)
         if value is None:
             continue
         env[f"TF_VAR_{item.variable}"] = value
-        digests[item.variable] = secret_digest(key, value)
+        # An encrypted secret counts by its ciphertext; a plaintext one by a keyed digest.
+        encrypted = secret_digest_input(project.config, item.config_path, project.root)
+        digests[item.variable] = encrypted or secret_digest(key, value)
     return env, digests
 
 
@@ -133,11 +135,15 @@ def current_inputs(project: Project, stage: Stage, *, fresh: bool = False) -> di
         rendered = render_stage(stage, project.config, project.lock, project.lockfile_name)
         files = {name: file_digest(data) for name, data in rendered.files.items()}
         variables, _ = variables_for(project, stage)
-        _, digests = secret_env(project, stage)
+        digests = secret_digests(
+            project.config, stage.sensitive, project.config_name, project.root, digest_key(project.state_dir)
+        )
         return deploy_inputs(stage, files, variables, project.lock, digests, rendered.inputs)
     files = rendered_files(stage_dir, stage.name)
     variables, _ = variables_for(project, stage)
-    _, digests = secret_env(project, stage)
+    digests = secret_digests(
+        project.config, stage.sensitive, project.config_name, project.root, digest_key(project.state_dir)
+    )
     return deploy_inputs(stage, files, variables, project.lock, digests, render_inputs_of(stage_dir))
 
 
@@ -291,6 +297,29 @@ def _run_check(rt: Runtime, stage: Stage, outputs: BaseModel) -> None:
         raise DeployError(f"stage {stage.name}: check failed after apply: {exc}") from None
 
 
+def _run_preflight(rt: Runtime, stage: Stage) -> None:
+    """The stage's preflight before it applies (the cluster's Kubernetes version); not in the sandbox."""
+    if stage.preflight is None or rt.project.config.provider == "sandbox":
+        return
+    from stagegraph.stage import NoOutputs
+    from stagegraph.views import PinView
+
+    upstream, _ = upstream_outputs(rt.project, stage)
+    lock = rt.project.lock
+    ctx = CheckContext(
+        stage=stage.name,
+        provider=rt.project.config.provider,
+        upstream=Upstream(stage.name, upstream),
+        outputs=NoOutputs(),
+        line=lambda text: rt.console.line(stage.name, text),
+        pins=PinView(lock, lock.keys(), stage.name, rt.project.lockfile_name),
+    )
+    try:
+        stage.preflight(ctx)
+    except StagegraphError as exc:
+        raise DeployError(f"stage {stage.name}: preflight failed, nothing applied: {exc}") from None
+
+
 def apply_stage(rt: Runtime, name: str) -> None:
     """Apply one stage if its inputs changed since its last successful apply."""
     project = rt.project
@@ -313,6 +342,7 @@ def apply_stage(rt: Runtime, name: str) -> None:
             return
         rt.console.start(name)
         ctx = _context(rt, stage, "apply", variables, env, record)
+        _run_preflight(rt, stage)
         result = driver_of(stage).apply(ctx)
         outputs = _validated_outputs(stage, result.outputs)
         _run_check(rt, stage, outputs)
@@ -456,6 +486,7 @@ def apply_plan(rt: Runtime, name: str) -> None:
     rt.console.start(name)
     ctx = _context(rt, stage, "apply", variables, env, record)
     try:
+        _run_preflight(rt, stage)
         result = driver_of(stage).apply_plan(ctx, Path(plan.path))
         outputs = _validated_outputs(stage, result.outputs)
         _run_check(rt, stage, outputs)
@@ -495,8 +526,10 @@ def is_destroyed(project: Project, name: str) -> bool:
     if record is None or record.status == "destroyed":
         return True
     # A first apply that failed half way may have created resources: destroy those too.
+    # Drivers leave state behind: Terraform's tfstate, the manifest driver's inventory.
     stage_dir = project.stage_dir(project.graph[name])
-    return record.applied_at is None and not any(stage_dir.glob("terraform.tfstate"))
+    left = any(stage_dir.glob("terraform.tfstate")) or (stage_dir / ".stagegraph-applied.json").exists()
+    return record.applied_at is None and not left
 
 
 def destroy_stage(rt: Runtime, name: str) -> None:

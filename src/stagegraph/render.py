@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePosixPath
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
 from stagegraph.atomic import write_atomic
@@ -68,6 +69,34 @@ def _source_digest(module_name: str) -> str:
     return hashlib.sha256(data).hexdigest()[:20]
 
 
+@cache
+def code_closure(module_name: str) -> tuple[str, ...]:
+    """The modules a render's code can reach: its module and what that imports, transitively.
+
+    Followed through module globals (imported modules, and functions/classes by their
+    `__module__`), limited to stagegraph's own modules and the render's own package (a
+    plugin's). An edit to any helper a stage renders through re-renders that stage.
+    """
+    root = module_name.split(".")[0]
+    seen: set[str] = set()
+    todo = [module_name]
+    while todo:
+        name = todo.pop()
+        module = sys.modules.get(name)
+        if name in seen or module is None:
+            continue
+        seen.add(name)
+        for value in vars(module).values():
+            dep = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", None)
+            if (
+                isinstance(dep, str)
+                and dep not in seen
+                and (dep.startswith("stagegraph.") or dep.split(".")[0] == root)
+            ):
+                todo.append(dep)
+    return tuple(sorted(seen))
+
+
 #: Shared code every render goes through: a change here re-renders every stage.
 _SHARED_MODULES = ("stagegraph.render", "stagegraph.tfjson", "stagegraph.stage", "stagegraph.views")
 
@@ -79,8 +108,8 @@ def render_inputs(stage: Stage, config: NebariConfig, lock: Lockfile) -> dict[st
         inputs[f"config:{path}"] = _digest(value)
     for key in stage.pins:
         inputs[f"pin:{key}"] = pin_digest(lock.pin(key, user=f"stage {stage.name}"))
-    modules = (stage.render.__module__, *_SHARED_MODULES)
-    inputs["code"] = _digest([_source_digest(m) for m in modules])
+    modules = sorted({*code_closure(stage.render.__module__), *_SHARED_MODULES})
+    inputs["code"] = _digest([_source_digest(m) for m in modules if m in sys.modules])
     return inputs
 
 

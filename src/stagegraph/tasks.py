@@ -145,6 +145,7 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
     deploy_opts = task_options(s.argv, "deploy", DEPLOY_PARAMS)
     destroy_opts = task_options(s.argv, "destroy", DESTROY_PARAMS)
     disable_render = bool(deploy_opts["disable_render"])
+    run_stages = _stages_of_this_run(s, graph, deploy_opts["stop_at"])
 
     def task_stages() -> Iterator[TaskDict]:
         for stage in graph.stages:
@@ -165,10 +166,9 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
             }
 
     def task__lock() -> TaskDict:
-        # Every stage task depends on this one: take the project lock once per run, and
-        # check the pins upstream first when the config asks for it.
-        actions = [(failing_cleanly(s.hold_lock), ["deploy"]), (failing_cleanly(_verify_before_deploy), [s])]
-        return {"actions": actions, "verbosity": 2}
+        # Every stage task depends on this one: take the project lock once per run, then
+        # check everything that can be checked before anything applies.
+        return {"actions": [(failing_cleanly(_preflight), [s, run_stages])], "verbosity": 2}
 
     def task_validate() -> TaskDict:
         """Validate the config and the lockfile pins every stage uses (offline)."""
@@ -295,6 +295,27 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
             "verbosity": 2,
         }
 
+    def task_plugins() -> TaskDict:
+        """List the plugins found: version, whether enabled, and the stages, tasks and settings each brings."""
+        return {"actions": [(failing_cleanly(_plugins), [s])], "verbosity": 2}
+
+    def plugin_tasks() -> list[TaskDict]:
+        # Subcommands of the enabled plugins (their stagegraph_tasks hook), listed last.
+        return _plugin_tasks(s, [g.__name__.removeprefix("task_") for g in generators])
+
+    def task_secrets() -> Iterator[TaskDict]:
+        # secrets_keygen, secrets_encrypt, ... (docs/secrets.md); each prints what it returns.
+        from stagegraph.sops.tasks import COMMANDS
+
+        for command in COMMANDS:
+            yield {
+                "basename": command.name,
+                "doc": command.doc,
+                "params": command.params,
+                "actions": [(failing_cleanly(_secrets_command), [s, command.run])],
+                "verbosity": 2,
+            }
+
     generators: list[Callable[[], Any]] = [
         task_stages,
         task__lock,
@@ -311,7 +332,10 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         task_schema,
         task_bump,
         task_verify_pins,
+        task_secrets,
         task_bench,
+        task_plugins,
+        plugin_tasks,
     ]
 
     def task_stagegraph() -> Iterator[TaskDict]:
@@ -386,6 +410,8 @@ def _validate(s: Session) -> None:
     if s.load_error is not None:
         raise s.load_error
     project = s.project
+    _check_plugin_settings(s)
+    _warn_plaintext_secrets(s)
     for stage in s.graph.stages:
         for key in stage.pins:
             project.lock.pin(key, file=project.lockfile_name, user=f"stage {stage.name}")
@@ -518,7 +544,44 @@ def _graph(s: Session, svg: str, dot: str) -> None:
 def session_from_doit(root: Path) -> Session:
     from doit import get_var
 
+    from stagegraph.plugins.manager import set_command_line_imports, split_imports
+
+    set_command_line_imports(split_imports(get_var("import_plugin", None)))
     return Session(root, sys.argv, get_var("config", None))
+
+
+# --- plugins ----------------------------------------------------------------------------------
+
+
+def _plugin_tasks(s: Session, taken: list[str]) -> list[TaskDict]:
+    from stagegraph.plugins.manager import registry
+
+    if s.load_error is not None or len(registry().loaded) == 1:
+        return []  # a broken config, or no plugin besides the built-in one (tasks.py's own)
+    from stagegraph.plugins.tasks import plugin_tasks
+
+    try:
+        return plugin_tasks(s.project, s.graph, taken, failing_cleanly)
+    except StagegraphError as exc:
+        s.load_error = exc  # every action reports it; `doit list` stays usable
+        return []
+
+
+def _plugins(s: Session) -> None:
+    from stagegraph.plugins.tasks import describe_plugins, format_plugins
+
+    print(format_plugins(describe_plugins(s.project, s.graph)))
+    if s.load_error is not None:
+        raise s.load_error
+
+
+def _check_plugin_settings(s: Session) -> None:
+    """Each enabled plugin's section under stagegraph.plugins.settings passes its model."""
+    from stagegraph.plugins.tasks import check_settings
+
+    if s.load_error is not None:
+        raise s.load_error
+    check_settings(s.project)
 
 
 def section_owners(graph: StageGraph) -> dict[str, str]:
@@ -531,21 +594,28 @@ def section_owners(graph: StageGraph) -> dict[str, str]:
 
 
 def _init(s: Session, provider: str, project_name: str, domain: str, auth: str) -> None:
-    import secrets as stdlib_secrets
-
     from stagegraph.initconfig import render_init_config, write_new_config
+    from stagegraph.sops.init import init_root_password_secret
 
+    if s.project.config_path.exists():  # refuse before generating or encrypting anything
+        write_new_config(s.project.config_path, "")
+    notes: list[str] = []
+    # The root password goes straight into an encrypted file; the config only refers to it.
+    ref = init_root_password_secret(s.project.root, notes=notes)
     text = render_init_config(
         provider=provider,
         project_name=project_name,
         domain=domain,
         auth_type=auth,
         section_owner=section_owners(s.graph),
-        root_password=stdlib_secrets.token_urlsafe(24),
+        root_password_ref=ref,
     )
     write_new_config(s.project.config_path, text)
-    # Never print the password: say where it is instead.
-    print(f"wrote {s.project.config_name} (provider {provider}); the Keycloak root password is in it")
+    for note in notes:
+        print(note)
+    print(
+        f"wrote {s.project.config_name} (provider {provider}); the Keycloak root password is encrypted in {ref['sops']}"
+    )
 
 
 def _schema(s: Session) -> None:
@@ -584,3 +654,52 @@ def _bench(s: Session, quick: bool) -> None:
     from stagegraph.bench import main
 
     main(["--repo", str(s.root), *(["--quick"] if quick else [])])
+
+
+def _stages_of_this_run(s: Session, graph: StageGraph, stop_at: str) -> list[str]:
+    """The stages this command line may apply: checked for secrets before any applies."""
+    named = [t for t in s.argv[1:] if t in graph]
+    if named:
+        return graph.ancestors(named)
+    if stop_at and stop_at in graph:
+        return graph.up_to(stop_at)
+    return graph.names
+
+
+def _warn_plaintext_secrets(s: Session) -> None:
+    from stagegraph.sops.plaintext import plaintext_warnings
+
+    for line in plaintext_warnings(s.project.config, s.project.config_name):
+        print(f"warning: {line}")
+
+
+def _check_secrets_before_apply(s: Session, stages: list[str]) -> None:
+    """Decrypt every secret the run's stages read before any stage applies (bad key: no apply)."""
+    from stagegraph.sops.preflight import check_stage_secrets
+
+    check_stage_secrets(s.project, stages)
+
+
+def _secrets_command(s: Session, run: Callable[..., str], **params: Any) -> None:
+    if s.load_error is not None:
+        raise s.load_error
+    print(run(s.project, **params))
+
+
+def _preflight(s: Session, stages: list[str]) -> None:
+    """Lock, then the checks that must pass before any stage applies.
+
+    A failure here applies nothing; the run summary says so (`preflight` failed, every
+    stage of the run not run), so a stale summary of an earlier run is never left behind.
+    """
+    s.hold_lock(s.command_name())
+    try:
+        _check_plugin_settings(s)
+        _warn_plaintext_secrets(s)
+        _check_secrets_before_apply(s, stages)
+        _verify_before_deploy(s)
+    except StagegraphError as exc:
+        summary = s.runtime().summary
+        summary.add("preflight", "failed", 0.0, str(exc).splitlines()[0])
+        summary.mark_not_run(stages, reason="preflight failed")
+        raise
