@@ -148,8 +148,8 @@ def test_empty_sops_variables_mean_unset(root: Path, monkeypatch: pytest.MonkeyP
 def test_up_to_date_digests_match_the_apply_digests_and_need_no_key(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stagegraph.deploy import secret_env
     from stagegraph.fingerprint import digest_key
+    from stagegraph.inputs import secret_env
     from stagegraph.secretvalues import secret_digests
     from stagegraph.stage import SensitiveInput, Stage
 

@@ -217,8 +217,8 @@ def _in_process_render(project: Path, runs: int) -> float:
 
 def _generated_project(repo: Path, where: Path, n: int) -> Path:
     """A project with n generated stages, rendered, and recorded as applied (see module doc)."""
-    from stagegraph.deploy import current_inputs
     from stagegraph.fingerprint import fingerprint
+    from stagegraph.inputs import current_inputs
     from stagegraph.records import StageRecord
     from stagegraph.tasks import Session
 

@@ -1,4 +1,4 @@
-"""Apply, plan and destroy one stage, and decide whether a stage is up to date.
+"""Apply and plan one stage (destroy: `stagegraph.destroy`; state: `stagegraph.status`).
 
 The record store (`stagegraph.records`) is the source of truth, not doit's database: a stage
 is up to date when the fingerprint of its current inputs equals the fingerprint of its last
@@ -24,16 +24,14 @@ from stagegraph.errors import DeployError, StagegraphError
 from stagegraph.fingerprint import (
     changed_inputs,
     deploy_inputs,
-    digest_key,
     fingerprint,
     render_inputs_of,
     rendered_files,
-    secret_digest,
 )
+from stagegraph.inputs import current_inputs, secret_env, upstream_outputs, variables_for
 from stagegraph.records import PlanInfo, StageRecord
-from stagegraph.render import file_digest, read_manifest
-from stagegraph.secretvalues import resolve_secret, secret_digest_input, secret_digests
 from stagegraph.stage import CheckContext, Stage, Upstream
+from stagegraph.status import is_up_to_date
 
 if TYPE_CHECKING:
     from stagegraph.console import Console
@@ -65,146 +63,10 @@ def driver_of(stage: Stage) -> StageDriver:
     return stage.driver if stage.driver is not None else TERRAFORM
 
 
-# --- inputs -------------------------------------------------------------------------------
-
-
-def upstream_outputs(
-    project: Project, stage: Stage, *, allow_mocks: bool = False
-) -> tuple[dict[str, BaseModel], list[str]]:
-    """Typed outputs of every stage `stage` depends on (mocks only when allowed)."""
-    outputs: dict[str, BaseModel] = {}
-    mocked: list[str] = []
-    for dep in stage.depends_on:
-        dep_stage = project.graph[dep]
-        record = project.records.get(dep)
-        if record is not None and record.status != "destroyed" and record.applied_at is not None:
-            try:
-                outputs[dep] = dep_stage.outputs.model_validate(record.outputs)
-            except ValidationError as exc:
-                raise DeployError(
-                    f"stage {dep}: recorded outputs no longer match {dep_stage.outputs.__name__} "
-                    f"({exc.errors()[0]['msg']}); re-apply it with `doit {dep}`"
-                ) from None
-        elif allow_mocks and dep_stage.mock_outputs is not None:
-            outputs[dep] = dep_stage.mock_outputs
-            mocked.append(dep)
-        else:
-            raise DeployError(
-                f"stage {stage.name} needs the outputs of {dep}, which is not applied; "
-                f"run `doit {dep}` (or `doit deploy`) first"
-            )
-    return outputs, mocked
-
-
-def variables_for(
-    project: Project, stage: Stage, *, allow_mocks: bool = False
-) -> tuple[dict[str, Any], list[str]]:
-    outputs, mocked = upstream_outputs(project, stage, allow_mocks=allow_mocks)
-    model = stage.connect(Upstream(stage.name, outputs))
-    return model.model_dump(mode="json"), mocked
-
-
-def secret_env(project: Project, stage: Stage) -> tuple[dict[str, str], dict[str, str]]:
-    """TF_VAR_* environment for the stage's sensitive variables, and their keyed digests."""
-    env: dict[str, str] = {}
-    digests: dict[str, str] = {}
-    if not stage.sensitive:
-        return env, digests
-    key = digest_key(project.state_dir)
-    for item in stage.sensitive:
-        value = resolve_secret(project.config, item.config_path, project.config_name, project.root)
-        if value is None:
-            continue
-        env[f"TF_VAR_{item.variable}"] = value
-        # An encrypted secret counts by its ciphertext; a plaintext one by a keyed digest.
-        encrypted = secret_digest_input(project.config, item.config_path, project.root)
-        digests[item.variable] = encrypted or secret_digest(key, value)
-    return env, digests
-
-
-def current_inputs(project: Project, stage: Stage, *, fresh: bool = False) -> dict[str, str]:
-    """The stage's inputs now: from the files on disk, or (fresh) from a render in memory.
-
-    `fresh` answers "what would the next `doit deploy` do", which renders first; the deploy
-    tasks themselves run after their render task, so the disk is already fresh for them.
-    """
-    stage_dir = project.stage_dir(stage)
-    if fresh:
-        from stagegraph.render import render_stage
-
-        rendered = render_stage(stage, project.config, project.lock, project.lockfile_name)
-        files = {name: file_digest(data) for name, data in rendered.files.items()}
-        variables, _ = variables_for(project, stage)
-        digests = secret_digests(
-            project.config, stage.sensitive, project.config_name, project.root, digest_key(project.state_dir)
-        )
-        return deploy_inputs(stage, files, variables, project.lock, digests, rendered.inputs)
-    files = rendered_files(stage_dir, stage.name)
-    variables, _ = variables_for(project, stage)
-    digests = secret_digests(
-        project.config, stage.sensitive, project.config_name, project.root, digest_key(project.state_dir)
-    )
-    return deploy_inputs(stage, files, variables, project.lock, digests, render_inputs_of(stage_dir))
-
-
-# --- status -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StageState:
-    stage: str
-    state: str  # applied | stale | never applied | failed | destroyed | unknown
-    applied_at: datetime | None
-    reasons: tuple[str, ...]
-
-
-def stage_state(project: Project, name: str, *, fresh: bool = False) -> StageState:
-    stage = project.graph[name]
-    try:
-        record = project.records.get(name)
-    except StagegraphError as exc:  # a corrupt record: say so, keep the view usable
-        return StageState(name, "unknown", None, (str(exc),))
-    if record is None:
-        return StageState(name, "never applied", None, ())
-    if record.status == "destroyed":
-        return StageState(name, "destroyed", record.applied_at, ())
-    if record.status == "failed":
-        if record.applied_at is None:
-            return StageState(name, "never applied", None, (record.error or "",))
-        return StageState(name, "failed", record.applied_at, (record.error or "",))
-    try:
-        now = current_inputs(project, stage, fresh=fresh)
-    except StagegraphError as exc:
-        return StageState(name, "stale", record.applied_at, (str(exc),))
-    if fingerprint(now) == record.fingerprint:
-        return StageState(name, "applied", record.applied_at, ())
-    return StageState(name, "stale", record.applied_at, tuple(changed_inputs(record.inputs, now)))
-
-
-def is_up_to_date(project: Project, name: str) -> bool:
-    return stage_state(project, name).state == "applied"
-
-
-def why(project: Project, name: str) -> list[str]:
-    """Lines saying why `name` would (or would not) re-apply on the next deploy."""
-    state = stage_state(project, name, fresh=True)
-    when = f" (last applied {state.applied_at:%Y-%m-%d %H:%M:%S} UTC)" if state.applied_at else ""
-    if state.state == "applied":
-        return [f"{name}: up to date{when}; no input changed since the last apply"]
-    if state.state == "never applied":
-        return [f"{name}: never applied; the next deploy applies it"]
-    if state.state == "destroyed":
-        return [f"{name}: destroyed{when}; the next deploy applies it"]
-    if state.state == "failed":
-        return [f"{name}: the last attempt failed{when}; the next deploy retries it", *state.reasons]
-    head = f"{name}: {state.state}{when}; changed since the last apply:"
-    return [head, *(f"  {r}" for r in state.reasons)]
-
-
 # --- apply --------------------------------------------------------------------------------
 
 
-def _now() -> datetime:
+def now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -243,7 +105,7 @@ def _progress_filter(write: Callable[[str], None]) -> Callable[[str], None]:
     return show
 
 
-def _context(
+def stage_context(
     rt: Runtime,
     stage: Stage,
     action: str,
@@ -326,7 +188,7 @@ def apply_stage(rt: Runtime, name: str) -> None:
     stage = project.graph[name]
     stage_dir = project.stage_dir(stage)
     record = project.records.get(name)
-    started = _now()
+    started = now()
     t0 = time.monotonic()
     ctx: StageContext | None = None
     try:
@@ -341,13 +203,13 @@ def apply_stage(rt: Runtime, name: str) -> None:
             rt.console.line(name, "up to date")
             return
         rt.console.start(name)
-        ctx = _context(rt, stage, "apply", variables, env, record)
+        ctx = stage_context(rt, stage, "apply", variables, env, record)
         _run_preflight(rt, stage)
         result = driver_of(stage).apply(ctx)
         outputs = _validated_outputs(stage, result.outputs)
         _run_check(rt, stage, outputs)
     except StagegraphError as exc:
-        _record_failure(rt, stage, record, started, time.monotonic() - t0, exc, ctx.log_path if ctx else None)
+        record_failure(rt, stage, record, started, time.monotonic() - t0, exc, ctx.log_path if ctx else None)
         raise
     duration = time.monotonic() - t0
     project.records.put(
@@ -357,7 +219,7 @@ def apply_stage(rt: Runtime, name: str) -> None:
             fingerprint=fp,
             inputs=inputs,
             outputs=outputs.model_dump(mode="json"),
-            applied_at=_now(),
+            applied_at=now(),
             attempted_at=started,
             duration_s=round(duration, 3),
             error=None,
@@ -372,7 +234,7 @@ def apply_stage(rt: Runtime, name: str) -> None:
     rt.console.finish(name, "applied", duration)
 
 
-def _record_failure(
+def record_failure(
     rt: Runtime,
     stage: Stage,
     record: StageRecord | None,
@@ -428,13 +290,13 @@ def plan_stage(rt: Runtime, name: str) -> None:
     record = project.records.get(name)
     rt.console.start(name)
     t0 = time.monotonic()
-    ctx = _context(rt, stage, "plan", variables, env, record)
+    ctx = stage_context(rt, stage, "plan", variables, env, record)
     changes = driver_of(stage).plan(ctx, stage_dir / PLAN_FILE)
     info = PlanInfo(
         path=str(stage_dir / PLAN_FILE),
         fingerprint=fingerprint(inputs),
         used_mock=bool(mocked),
-        created_at=_now(),
+        created_at=now(),
     )
     if record is None:
         record = StageRecord(
@@ -444,7 +306,7 @@ def plan_stage(rt: Runtime, name: str) -> None:
             inputs={},
             outputs={},
             applied_at=None,
-            attempted_at=_now(),
+            attempted_at=now(),
             duration_s=None,
             error="planned, never applied",
             log=None,
@@ -482,16 +344,16 @@ def apply_plan(rt: Runtime, name: str) -> None:
         raise DeployError(f"stage {name}: inputs changed since its plan was made; run `doit plan` again")
     variables, _ = variables_for(project, stage)
     env, _ = secret_env(project, stage)
-    started, t0 = _now(), time.monotonic()
+    started, t0 = now(), time.monotonic()
     rt.console.start(name)
-    ctx = _context(rt, stage, "apply", variables, env, record)
+    ctx = stage_context(rt, stage, "apply", variables, env, record)
     try:
         _run_preflight(rt, stage)
         result = driver_of(stage).apply_plan(ctx, Path(plan.path))
         outputs = _validated_outputs(stage, result.outputs)
         _run_check(rt, stage, outputs)
     except StagegraphError as exc:
-        _record_failure(rt, stage, record, started, time.monotonic() - t0, exc, ctx.log_path)
+        record_failure(rt, stage, record, started, time.monotonic() - t0, exc, ctx.log_path)
         raise
     duration = time.monotonic() - t0
     project.records.put(
@@ -501,7 +363,7 @@ def apply_plan(rt: Runtime, name: str) -> None:
                 "fingerprint": fingerprint(inputs),
                 "inputs": inputs,
                 "outputs": outputs.model_dump(mode="json"),
-                "applied_at": _now(),
+                "applied_at": now(),
                 "attempted_at": started,
                 "duration_s": round(duration, 3),
                 "error": None,
@@ -515,83 +377,3 @@ def apply_plan(rt: Runtime, name: str) -> None:
     Path(plan.path).unlink(missing_ok=True)
     rt.summary.add(name, "applied", duration, "saved plan")
     rt.console.finish(name, "applied (saved plan)", duration)
-
-
-# --- destroy ------------------------------------------------------------------------------
-
-
-def is_destroyed(project: Project, name: str) -> bool:
-    """Nothing left to destroy: no record, destroyed, or only ever planned (no state)."""
-    record = project.records.get(name)
-    if record is None or record.status == "destroyed":
-        return True
-    # A first apply that failed half way may have created resources: destroy those too.
-    # Drivers leave state behind: Terraform's tfstate, the manifest driver's inventory.
-    stage_dir = project.stage_dir(project.graph[name])
-    left = any(stage_dir.glob("terraform.tfstate")) or (stage_dir / ".stagegraph-applied.json").exists()
-    return record.applied_at is None and not left
-
-
-def destroy_stage(rt: Runtime, name: str) -> None:
-    """Destroy one stage; the engine destroyed its dependents before it."""
-    project = rt.project
-    stage = project.graph[name]
-    record = project.records.get(name)
-    if record is None or is_destroyed(project, name):
-        rt.summary.add(name, "skipped", 0.0, "nothing to destroy")
-        return
-    started, t0 = _now(), time.monotonic()
-    rt.console.start(name)
-    ctx: StageContext | None = None
-    try:
-        variables, _ = variables_for(project, stage)
-        env, _ = secret_env(project, stage)
-        ctx = _context(rt, stage, "destroy", variables, env, record)
-        driver_of(stage).destroy(ctx)
-    except StagegraphError as exc:
-        _record_failure(
-            rt,
-            stage,
-            record,
-            started,
-            time.monotonic() - t0,
-            exc,
-            ctx.log_path if ctx else None,
-            prefix="destroy failed: ",
-        )
-        raise
-    duration = time.monotonic() - t0
-    project.records.put(
-        record.model_copy(
-            update={
-                "status": "destroyed",
-                "fingerprint": None,
-                "outputs": {},
-                "attempted_at": started,
-                "duration_s": round(duration, 3),
-                "error": None,
-                "plan": None,
-            }
-        )
-    )
-    rt.summary.add(name, "destroyed", duration, "")
-    rt.console.finish(name, "destroyed", duration)
-
-
-def differs_from_fresh_render(project: Project, stage: Stage) -> list[str]:
-    """For --disable-render: files on disk that a fresh render would write differently."""
-    from stagegraph.render import render_stage
-
-    fresh = render_stage(stage, project.config, project.lock, project.lockfile_name)
-    stage_dir = project.stage_dir(stage)
-    manifest = read_manifest(stage_dir) or {}
-    names = set(fresh.files) | set(manifest.get("files", {}))
-    out = []
-    for fname in sorted(names):
-        try:
-            on_disk: bytes | None = (stage_dir / fname).read_bytes()
-        except OSError:
-            on_disk = None
-        if on_disk != fresh.files.get(fname):
-            out.append(fname)
-    return out

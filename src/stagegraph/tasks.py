@@ -17,6 +17,7 @@ from typing import Any
 
 from doit.exceptions import TaskFailed
 
+from stagegraph import actions
 from stagegraph.cliargs import task_options
 from stagegraph.errors import StagegraphError
 from stagegraph.graph import StageGraph, build_graph
@@ -152,14 +153,14 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
             deps = ["_lock", *stage.depends_on]
             if not disable_render:
                 deps.append(f"render:{stage.name}")
-            actions: list[Any] = []
+            steps: list[Any] = []
             if disable_render:
-                actions.append((failing_cleanly(_report_disk_render), [s, stage.name]))
-            actions.append((failing_cleanly(_apply), [s, stage.name]))
+                steps.append((failing_cleanly(actions.do_report_disk_render), [s, stage.name]))
+            steps.append((failing_cleanly(actions.do_apply), [s, stage.name]))
             yield {
                 "basename": stage.name,
                 "doc": stage.description,
-                "actions": actions,
+                "actions": steps,
                 "task_dep": deps,
                 "uptodate": [_stage_uptodate(s, stage.name)],
                 "verbosity": 2,
@@ -168,11 +169,11 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
     def task__lock() -> TaskDict:
         # Every stage task depends on this one: take the project lock once per run, then
         # check everything that can be checked before anything applies.
-        return {"actions": [(failing_cleanly(_preflight), [s, run_stages])], "verbosity": 2}
+        return {"actions": [(failing_cleanly(actions.do_preflight), [s, run_stages])], "verbosity": 2}
 
     def task_validate() -> TaskDict:
         """Validate the config and the lockfile pins every stage uses (offline)."""
-        return {"actions": [(failing_cleanly(_validate), [s])], "verbosity": 2}
+        return {"actions": [(failing_cleanly(actions.do_validate), [s])], "verbosity": 2}
 
     def task_render() -> Iterator[TaskDict]:
         """Render every stage to Terraform JSON in the output directory."""
@@ -180,7 +181,7 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         for stage in graph.stages:
             yield {
                 "name": stage.name,
-                "actions": [(failing_cleanly(_render), [s, stage.name])],
+                "actions": [(failing_cleanly(actions.do_render), [s, stage.name])],
                 "uptodate": [_render_uptodate(s, stage.name)],
                 "verbosity": 2,
             }
@@ -190,7 +191,7 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         stop_at = deploy_opts["stop_at"]
         names = graph.up_to(stop_at) if stop_at and stop_at in graph else graph.names
         return {
-            "actions": [(failing_cleanly(_deploy_done), [s, stop_at])],
+            "actions": [(failing_cleanly(actions.do_deploy_done), [s, stop_at])],
             "task_dep": names,
             "params": DEPLOY_PARAMS,
             "verbosity": 2,
@@ -202,7 +203,7 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         for stage in graph.stages:
             yield {
                 "name": stage.name,
-                "actions": [(failing_cleanly(_plan), [s, stage.name])],
+                "actions": [(failing_cleanly(actions.do_plan), [s, stage.name])],
                 "task_dep": ["_lock", f"render:{stage.name}"],
                 "verbosity": 2,
             }
@@ -213,7 +214,7 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         for stage in graph.stages:
             yield {
                 "name": stage.name,
-                "actions": [(failing_cleanly(_apply_plan), [s, stage.name])],
+                "actions": [(failing_cleanly(actions.do_apply_plan), [s, stage.name])],
                 "task_dep": ["_lock", *(f"apply_plan:{d}" for d in stage.depends_on)],
                 "verbosity": 2,
             }
@@ -227,7 +228,7 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
                 continue
             yield {
                 "name": stage.name,
-                "actions": [(failing_cleanly(_destroy), [s, stage.name])],
+                "actions": [(failing_cleanly(actions.do_destroy), [s, stage.name])],
                 "task_dep": [
                     "_lock",
                     *(f"destroy:{d}" for d in graph.dependents(stage.name) if d not in keep),
@@ -238,16 +239,16 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
 
     def task_status() -> TaskDict:
         """Per stage: applied, stale, never applied, failed or destroyed, and when."""
-        return {"actions": [(failing_cleanly(_status), [s])], "verbosity": 2}
+        return {"actions": [(failing_cleanly(actions.do_status), [s])], "verbosity": 2}
 
     def task_why() -> TaskDict:
         """Name exactly which inputs of a stage changed since its last apply: doit why STAGE."""
-        return {"actions": [(failing_cleanly(_why), [s])], "pos_arg": "stages", "verbosity": 2}
+        return {"actions": [(failing_cleanly(actions.do_why), [s])], "pos_arg": "stages", "verbosity": 2}
 
     def task_graph() -> TaskDict:
         """Each stage's dependencies, config sections and pins (--svg FILE, --dot FILE)."""
         return {
-            "actions": [(failing_cleanly(_graph), [s])],
+            "actions": [(failing_cleanly(actions.do_graph), [s])],
             "params": [
                 {"name": "svg", "long": "svg", "default": "", "help": "also write the graph as SVG"},
                 {"name": "dot", "long": "dot", "default": "", "help": "also write Graphviz DOT"},
@@ -258,31 +259,35 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
     def task_init() -> TaskDict:
         """Write a new, fully commented config (refuses to overwrite an existing file)."""
         return {
-            "actions": [(failing_cleanly(_init), [s])],
+            "actions": [(failing_cleanly(actions.do_init), [s])],
             "params": INIT_PARAMS,
             "verbosity": 2,
         }
 
     def task_schema() -> TaskDict:
         """Regenerate schema/nebari-config.schema.json from the config models."""
-        return {"actions": [(failing_cleanly(_schema), [s])], "verbosity": 2}
+        return {"actions": [(failing_cleanly(actions.do_schema), [s])], "verbosity": 2}
 
     def task_bump() -> TaskDict:
         """Propose (and with --apply write) this quarter's pin bumps; see docs/pins.md."""
         from stagegraph.pins.tasks import BUMP_PARAMS
 
-        return {"actions": [(failing_cleanly(_bump), [s])], "params": BUMP_PARAMS, "verbosity": 2}
+        return {"actions": [(failing_cleanly(actions.do_bump), [s])], "params": BUMP_PARAMS, "verbosity": 2}
 
     def task_verify_pins() -> TaskDict:
         """Check that every pinned chart, image and provider version still exists upstream."""
         from stagegraph.pins.tasks import VERIFY_PARAMS
 
-        return {"actions": [(failing_cleanly(_verify_pins), [s])], "params": VERIFY_PARAMS, "verbosity": 2}
+        return {
+            "actions": [(failing_cleanly(actions.do_verify_pins), [s])],
+            "params": VERIFY_PARAMS,
+            "verbosity": 2,
+        }
 
     def task_bench() -> TaskDict:
         """Print benchmark medians: list, validate, render, deploys, 10/100/500-stage graphs."""
         return {
-            "actions": [(_bench, [s])],
+            "actions": [(actions.do_bench, [s])],
             "params": [
                 {
                     "name": "quick",
@@ -297,7 +302,7 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
 
     def task_plugins() -> TaskDict:
         """List the plugins found: version, whether enabled, and the stages, tasks and settings each brings."""
-        return {"actions": [(failing_cleanly(_plugins), [s])], "verbosity": 2}
+        return {"actions": [(failing_cleanly(actions.do_plugins), [s])], "verbosity": 2}
 
     def plugin_tasks() -> list[TaskDict]:
         # Subcommands of the enabled plugins (their stagegraph_tasks hook), listed last.
@@ -312,7 +317,7 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
                 "basename": command.name,
                 "doc": command.doc,
                 "params": command.params,
-                "actions": [(failing_cleanly(_secrets_command), [s, command.run])],
+                "actions": [(failing_cleanly(actions.do_secrets_command), [s, command.run])],
                 "verbosity": 2,
             }
 
@@ -362,7 +367,7 @@ def _stage_uptodate(s: Session, name: str) -> Callable[[], bool]:
     def check() -> bool:
         if s.load_error is not None:
             return False
-        from stagegraph.deploy import is_up_to_date
+        from stagegraph.status import is_up_to_date
 
         try:
             fresh = is_up_to_date(s.project, name)
@@ -396,7 +401,7 @@ def _render_uptodate(s: Session, name: str) -> Callable[[], bool]:
 
 def _destroyed_uptodate(s: Session, name: str) -> Callable[[], bool]:
     def check() -> bool:
-        from stagegraph.deploy import is_destroyed
+        from stagegraph.destroy import is_destroyed
 
         return s.load_error is None and is_destroyed(s.project, name)
 
@@ -404,141 +409,6 @@ def _destroyed_uptodate(s: Session, name: str) -> Callable[[], bool]:
 
 
 # --- actions ----------------------------------------------------------------------------------
-
-
-def _validate(s: Session) -> None:
-    if s.load_error is not None:
-        raise s.load_error
-    project = s.project
-    _check_plugin_settings(s)
-    _warn_plaintext_secrets(s)
-    for stage in s.graph.stages:
-        for key in stage.pins:
-            project.lock.pin(key, file=project.lockfile_name, user=f"stage {stage.name}")
-    print(
-        f"{project.config_name}: valid (provider {project.config.provider}, "
-        f"{len(s.graph.stages)} stages, {len(project.lock.keys())} pins in {project.lockfile_name})"
-    )
-
-
-def _render(s: Session, name: str) -> None:
-    from stagegraph.render import render_stage, write_stage
-
-    rt = s.runtime()
-    s.hold_lock("render")
-    project = s.project
-    stage = s.graph[name]
-    rendered = render_stage(stage, project.config, project.lock, project.lockfile_name)
-    result = write_stage(project.output_root, rendered)
-    changed = ", ".join(result.written) or "no file changed"
-    removed = f"; removed {', '.join(result.removed)}" if result.removed else ""
-    rt.console.line(name, f"rendered {project.output_root.name}/{rendered.directory}: {changed}{removed}")
-
-
-def _report_disk_render(s: Session, name: str) -> None:
-    from stagegraph.deploy import differs_from_fresh_render
-
-    rt = s.runtime()
-    stage = s.graph[name]
-    diff = differs_from_fresh_render(s.project, stage)
-    if diff:
-        rt.console.line(
-            name, f"--disable-render: on-disk files differ from a fresh render: {', '.join(diff)}"
-        )
-
-
-def _apply(s: Session, name: str) -> None:
-    from stagegraph.deploy import apply_stage
-
-    apply_stage(s.runtime(), name)
-
-
-def _deploy_done(s: Session, stop_at: str) -> None:
-    if stop_at and stop_at not in s.graph:
-        from stagegraph.errors import UnknownStageError
-
-        raise UnknownStageError(stop_at, s.graph.names)
-    summary = s.runtime().summary
-    print(summary.one_line())
-
-
-def _plan(s: Session, name: str) -> None:
-    from stagegraph.deploy import plan_stage
-
-    plan_stage(s.runtime(), name)
-
-
-def _apply_plan(s: Session, name: str) -> None:
-    from stagegraph.deploy import apply_plan
-
-    apply_plan(s.runtime(), name)
-
-
-def _destroy(s: Session, name: str) -> None:
-    from stagegraph.deploy import destroy_stage
-
-    rt = s.runtime()
-    s.hold_lock("destroy")
-    destroy_stage(rt, name)
-
-
-def _status(s: Session) -> None:
-    from stagegraph.deploy import stage_state
-
-    if s.load_error is not None:
-        raise s.load_error
-    rows = []
-    for name in s.graph.names:
-        st = stage_state(s.project, name, fresh=True)
-        when = f"{st.applied_at:%Y-%m-%d %H:%M:%S}" if st.applied_at else "-"
-        note = st.reasons[0] if st.reasons else ""
-        rows.append((name, st.state, when, note))
-    width = max(len(r[0]) for r in rows)
-    print(f"{'stage':<{width}}  {'state':<13}  {'last applied (UTC)':<19}  note")
-    for name, state, when, note in rows:
-        print(f"{name:<{width}}  {state:<13}  {when:<19}  {note}".rstrip())
-
-
-def _why(s: Session, stages: Sequence[str]) -> None:
-    from stagegraph.deploy import why
-
-    if s.load_error is not None:
-        raise s.load_error
-    if not stages:
-        raise StagegraphError("name a stage: doit why STAGE (see `doit list`)")
-    for name in stages:
-        s.graph[name]  # unknown stage: error listing the known ones
-        print("\n".join(why(s.project, name)))
-
-
-def _graph(s: Session, svg: str, dot: str) -> None:
-    from stagegraph.graphview import NodeInfo, render_dot, render_svg
-    from stagegraph.info import format_info
-
-    nodes = [
-        NodeInfo(
-            name=st.name,
-            description=st.description,
-            depends_on=st.depends_on,
-            config_sections=st.config_sections,
-            pins=st.pins,
-            kind=st.kind,
-            source=st.source,
-        )
-        for st in s.graph.stages
-    ]
-    states = None
-    if s.load_error is None:
-        from stagegraph.deploy import stage_state
-
-        states = {n.name: stage_state(s.project, n.name).state for n in nodes}
-    print(format_info(nodes, states))
-    if svg:
-        Path(svg).write_text(render_svg(nodes), encoding="utf-8")
-        print(f"wrote {svg}")
-    if dot:
-        Path(dot).write_text(render_dot(nodes), encoding="utf-8")
-        print(f"wrote {dot}")
 
 
 def session_from_doit(root: Path) -> Session:
@@ -567,95 +437,6 @@ def _plugin_tasks(s: Session, taken: list[str]) -> list[TaskDict]:
         return []
 
 
-def _plugins(s: Session) -> None:
-    from stagegraph.plugins.tasks import describe_plugins, format_plugins
-
-    print(format_plugins(describe_plugins(s.project, s.graph)))
-    if s.load_error is not None:
-        raise s.load_error
-
-
-def _check_plugin_settings(s: Session) -> None:
-    """Each enabled plugin's section under stagegraph.plugins.settings passes its model."""
-    from stagegraph.plugins.tasks import check_settings
-
-    if s.load_error is not None:
-        raise s.load_error
-    check_settings(s.project)
-
-
-def section_owners(graph: StageGraph) -> dict[str, str]:
-    """Top-level config key -> the first stage (in runtime order) that reads it."""
-    owners: dict[str, str] = {}
-    for stage in graph.stages:
-        for path in stage.config_sections:
-            owners.setdefault(path.split(".")[0], stage.name)
-    return owners
-
-
-def _init(s: Session, provider: str, project_name: str, domain: str, auth: str) -> None:
-    from stagegraph.initconfig import render_init_config, write_new_config
-    from stagegraph.sops.init import init_root_password_secret
-
-    if s.project.config_path.exists():  # refuse before generating or encrypting anything
-        write_new_config(s.project.config_path, "")
-    notes: list[str] = []
-    # The root password goes straight into an encrypted file; the config only refers to it.
-    ref = init_root_password_secret(s.project.root, notes=notes)
-    text = render_init_config(
-        provider=provider,
-        project_name=project_name,
-        domain=domain,
-        auth_type=auth,
-        section_owner=section_owners(s.graph),
-        root_password_ref=ref,
-    )
-    write_new_config(s.project.config_path, text)
-    for note in notes:
-        print(note)
-    print(
-        f"wrote {s.project.config_name} (provider {provider}); the Keycloak root password is encrypted in {ref['sops']}"
-    )
-
-
-def _schema(s: Session) -> None:
-    from stagegraph.configfile import export_json_schema
-
-    target = s.root / "schema" / "nebari-config.schema.json"
-    from stagegraph.atomic import write_atomic
-
-    changed = write_atomic(target, export_json_schema())
-    print(f"{'wrote' if changed else 'unchanged:'} {target.relative_to(s.root)}")
-
-
-def _bump(s: Session, group: str, apply: bool, date: str, report: str) -> None:
-    from stagegraph.pins.tasks import bump_action
-
-    if s.load_error is not None:
-        raise s.load_error
-    print(bump_action(s.project, group=group, apply=apply, date=date, report=report))
-
-
-def _verify_pins(s: Session, group: str) -> None:
-    from stagegraph.pins.tasks import verify_action
-
-    if s.load_error is not None:
-        raise s.load_error
-    print(verify_action(s.project, group=group))
-
-
-def _verify_before_deploy(s: Session) -> None:
-    """With `stagegraph.verify_pins_before_deploy: true`, refuse to deploy vanished pins."""
-    if s.project.config.stagegraph.verify_pins_before_deploy:
-        _verify_pins(s, "")
-
-
-def _bench(s: Session, quick: bool) -> None:
-    from stagegraph.bench import main
-
-    main(["--repo", str(s.root), *(["--quick"] if quick else [])])
-
-
 def _stages_of_this_run(s: Session, graph: StageGraph, stop_at: str) -> list[str]:
     """The stages this command line may apply: checked for secrets before any applies."""
     named = [t for t in s.argv[1:] if t in graph]
@@ -664,42 +445,3 @@ def _stages_of_this_run(s: Session, graph: StageGraph, stop_at: str) -> list[str
     if stop_at and stop_at in graph:
         return graph.up_to(stop_at)
     return graph.names
-
-
-def _warn_plaintext_secrets(s: Session) -> None:
-    from stagegraph.sops.plaintext import plaintext_warnings
-
-    for line in plaintext_warnings(s.project.config, s.project.config_name):
-        print(f"warning: {line}")
-
-
-def _check_secrets_before_apply(s: Session, stages: list[str]) -> None:
-    """Decrypt every secret the run's stages read before any stage applies (bad key: no apply)."""
-    from stagegraph.sops.preflight import check_stage_secrets
-
-    check_stage_secrets(s.project, stages)
-
-
-def _secrets_command(s: Session, run: Callable[..., str], **params: Any) -> None:
-    if s.load_error is not None:
-        raise s.load_error
-    print(run(s.project, **params))
-
-
-def _preflight(s: Session, stages: list[str]) -> None:
-    """Lock, then the checks that must pass before any stage applies.
-
-    A failure here applies nothing; the run summary says so (`preflight` failed, every
-    stage of the run not run), so a stale summary of an earlier run is never left behind.
-    """
-    s.hold_lock(s.command_name())
-    try:
-        _check_plugin_settings(s)
-        _warn_plaintext_secrets(s)
-        _check_secrets_before_apply(s, stages)
-        _verify_before_deploy(s)
-    except StagegraphError as exc:
-        summary = s.runtime().summary
-        summary.add("preflight", "failed", 0.0, str(exc).splitlines()[0])
-        summary.mark_not_run(stages, reason="preflight failed")
-        raise

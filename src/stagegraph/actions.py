@@ -1,0 +1,281 @@
+"""What each doit task does: the actions behind `stagegraph.tasks`.
+
+Each action takes the per-process `Session` (project, graph, runtime) and its doit params.
+Library calls raise StagegraphError; `tasks.failing_cleanly` turns those into one line.
+Heavy imports (Terraform, Kubernetes, SOPS, HTTP) happen inside the actions that need them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stagegraph.errors import StagegraphError
+from stagegraph.graph import StageGraph
+
+if TYPE_CHECKING:
+    from stagegraph.tasks import Session
+
+
+def do_validate(s: Session) -> None:
+    if s.load_error is not None:
+        raise s.load_error
+    project = s.project
+    do_check_plugin_settings(s)
+    do_warn_plaintext_secrets(s)
+    for stage in s.graph.stages:
+        for key in stage.pins:
+            project.lock.pin(key, file=project.lockfile_name, user=f"stage {stage.name}")
+    print(
+        f"{project.config_name}: valid (provider {project.config.provider}, "
+        f"{len(s.graph.stages)} stages, {len(project.lock.keys())} pins in {project.lockfile_name})"
+    )
+
+
+def do_render(s: Session, name: str) -> None:
+    from stagegraph.render import render_stage, write_stage
+
+    rt = s.runtime()
+    s.hold_lock("render")
+    project = s.project
+    stage = s.graph[name]
+    rendered = render_stage(stage, project.config, project.lock, project.lockfile_name)
+    result = write_stage(project.output_root, rendered)
+    changed = ", ".join(result.written) or "no file changed"
+    removed = f"; removed {', '.join(result.removed)}" if result.removed else ""
+    rt.console.line(name, f"rendered {project.output_root.name}/{rendered.directory}: {changed}{removed}")
+
+
+def do_report_disk_render(s: Session, name: str) -> None:
+    from stagegraph.status import differs_from_fresh_render
+
+    rt = s.runtime()
+    stage = s.graph[name]
+    diff = differs_from_fresh_render(s.project, stage)
+    if diff:
+        rt.console.line(
+            name, f"--disable-render: on-disk files differ from a fresh render: {', '.join(diff)}"
+        )
+
+
+def do_apply(s: Session, name: str) -> None:
+    from stagegraph.deploy import apply_stage
+
+    apply_stage(s.runtime(), name)
+
+
+def do_deploy_done(s: Session, stop_at: str) -> None:
+    if stop_at and stop_at not in s.graph:
+        from stagegraph.errors import UnknownStageError
+
+        raise UnknownStageError(stop_at, s.graph.names)
+    summary = s.runtime().summary
+    print(summary.one_line())
+
+
+def do_plan(s: Session, name: str) -> None:
+    from stagegraph.deploy import plan_stage
+
+    plan_stage(s.runtime(), name)
+
+
+def do_apply_plan(s: Session, name: str) -> None:
+    from stagegraph.deploy import apply_plan
+
+    apply_plan(s.runtime(), name)
+
+
+def do_destroy(s: Session, name: str) -> None:
+    from stagegraph.destroy import destroy_stage
+
+    rt = s.runtime()
+    s.hold_lock("destroy")
+    destroy_stage(rt, name)
+
+
+def do_status(s: Session) -> None:
+    from stagegraph.status import stage_state
+
+    if s.load_error is not None:
+        raise s.load_error
+    rows = []
+    for name in s.graph.names:
+        st = stage_state(s.project, name, fresh=True)
+        when = f"{st.applied_at:%Y-%m-%d %H:%M:%S}" if st.applied_at else "-"
+        note = st.reasons[0] if st.reasons else ""
+        rows.append((name, st.state, when, note))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'stage':<{width}}  {'state':<13}  {'last applied (UTC)':<19}  note")
+    for name, state, when, note in rows:
+        print(f"{name:<{width}}  {state:<13}  {when:<19}  {note}".rstrip())
+
+
+def do_why(s: Session, stages: Sequence[str]) -> None:
+    from stagegraph.status import why
+
+    if s.load_error is not None:
+        raise s.load_error
+    if not stages:
+        raise StagegraphError("name a stage: doit why STAGE (see `doit list`)")
+    for name in stages:
+        s.graph[name]  # unknown stage: error listing the known ones
+        print("\n".join(why(s.project, name)))
+
+
+def do_graph(s: Session, svg: str, dot: str) -> None:
+    from stagegraph.graphview import NodeInfo, render_dot, render_svg
+    from stagegraph.info import format_info
+
+    nodes = [
+        NodeInfo(
+            name=st.name,
+            description=st.description,
+            depends_on=st.depends_on,
+            config_sections=st.config_sections,
+            pins=st.pins,
+            kind=st.kind,
+            source=st.source,
+        )
+        for st in s.graph.stages
+    ]
+    states = None
+    if s.load_error is None:
+        from stagegraph.status import stage_state
+
+        states = {n.name: stage_state(s.project, n.name).state for n in nodes}
+    print(format_info(nodes, states))
+    if svg:
+        Path(svg).write_text(render_svg(nodes), encoding="utf-8")
+        print(f"wrote {svg}")
+    if dot:
+        Path(dot).write_text(render_dot(nodes), encoding="utf-8")
+        print(f"wrote {dot}")
+
+
+def do_plugins(s: Session) -> None:
+    from stagegraph.plugins.tasks import describe_plugins, format_plugins
+
+    print(format_plugins(describe_plugins(s.project, s.graph)))
+    if s.load_error is not None:
+        raise s.load_error
+
+
+def do_check_plugin_settings(s: Session) -> None:
+    """Each enabled plugin's section under stagegraph.plugins.settings passes its model."""
+    from stagegraph.plugins.tasks import check_settings
+
+    if s.load_error is not None:
+        raise s.load_error
+    check_settings(s.project)
+
+
+def section_owners(graph: StageGraph) -> dict[str, str]:
+    """Top-level config key -> the first stage (in runtime order) that reads it."""
+    owners: dict[str, str] = {}
+    for stage in graph.stages:
+        for path in stage.config_sections:
+            owners.setdefault(path.split(".")[0], stage.name)
+    return owners
+
+
+def do_init(s: Session, provider: str, project_name: str, domain: str, auth: str) -> None:
+    from stagegraph.initconfig import render_init_config, write_new_config
+    from stagegraph.sops.init import init_root_password_secret
+
+    if s.project.config_path.exists():  # refuse before generating or encrypting anything
+        write_new_config(s.project.config_path, "")
+    notes: list[str] = []
+    # The root password goes straight into an encrypted file; the config only refers to it.
+    ref = init_root_password_secret(s.project.root, notes=notes)
+    text = render_init_config(
+        provider=provider,
+        project_name=project_name,
+        domain=domain,
+        auth_type=auth,
+        section_owner=section_owners(s.graph),
+        root_password_ref=ref,
+    )
+    write_new_config(s.project.config_path, text)
+    for note in notes:
+        print(note)
+    print(
+        f"wrote {s.project.config_name} (provider {provider}); the Keycloak root password is encrypted in {ref['sops']}"
+    )
+
+
+def do_schema(s: Session) -> None:
+    from stagegraph.configfile import export_json_schema
+
+    target = s.root / "schema" / "nebari-config.schema.json"
+    from stagegraph.atomic import write_atomic
+
+    changed = write_atomic(target, export_json_schema())
+    print(f"{'wrote' if changed else 'unchanged:'} {target.relative_to(s.root)}")
+
+
+def do_bump(s: Session, group: str, apply: bool, date: str, report: str) -> None:
+    from stagegraph.pins.tasks import bump_action
+
+    if s.load_error is not None:
+        raise s.load_error
+    print(bump_action(s.project, group=group, apply=apply, date=date, report=report))
+
+
+def do_verify_pins(s: Session, group: str) -> None:
+    from stagegraph.pins.tasks import verify_action
+
+    if s.load_error is not None:
+        raise s.load_error
+    print(verify_action(s.project, group=group))
+
+
+def do_verify_before_deploy(s: Session) -> None:
+    """With `stagegraph.verify_pins_before_deploy: true`, refuse to deploy vanished pins."""
+    if s.project.config.stagegraph.verify_pins_before_deploy:
+        do_verify_pins(s, "")
+
+
+def do_bench(s: Session, quick: bool) -> None:
+    from stagegraph.bench import main
+
+    main(["--repo", str(s.root), *(["--quick"] if quick else [])])
+
+
+def do_warn_plaintext_secrets(s: Session) -> None:
+    from stagegraph.sops.plaintext import plaintext_warnings
+
+    for line in plaintext_warnings(s.project.config, s.project.config_name):
+        print(f"warning: {line}")
+
+
+def do_check_secrets_before_apply(s: Session, stages: list[str]) -> None:
+    """Decrypt every secret the run's stages read before any stage applies (bad key: no apply)."""
+    from stagegraph.sops.preflight import check_stage_secrets
+
+    check_stage_secrets(s.project, stages)
+
+
+def do_secrets_command(s: Session, run: Callable[..., str], **params: Any) -> None:
+    if s.load_error is not None:
+        raise s.load_error
+    print(run(s.project, **params))
+
+
+def do_preflight(s: Session, stages: list[str]) -> None:
+    """Lock, then the checks that must pass before any stage applies.
+
+    A failure here applies nothing; the run summary says so (`preflight` failed, every
+    stage of the run not run), so a stale summary of an earlier run is never left behind.
+    """
+    s.hold_lock(s.command_name())
+    try:
+        do_check_plugin_settings(s)
+        do_warn_plaintext_secrets(s)
+        do_check_secrets_before_apply(s, stages)
+        do_verify_before_deploy(s)
+    except StagegraphError as exc:
+        summary = s.runtime().summary
+        summary.add("preflight", "failed", 0.0, str(exc).splitlines()[0])
+        summary.mark_not_run(stages, reason="preflight failed")
+        raise

@@ -1,0 +1,73 @@
+"""Destroy one stage, after everything that depends on it was destroyed."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from stagegraph.driver import StageContext
+from stagegraph.errors import StagegraphError
+
+if TYPE_CHECKING:
+    from stagegraph.project import Project
+
+from stagegraph.deploy import Runtime, driver_of, now, record_failure, stage_context
+from stagegraph.inputs import secret_env, variables_for
+
+
+def is_destroyed(project: Project, name: str) -> bool:
+    """Nothing left to destroy: no record, destroyed, or only ever planned (no state)."""
+    record = project.records.get(name)
+    if record is None or record.status == "destroyed":
+        return True
+    # A first apply that failed half way may have created resources: destroy those too.
+    # Drivers leave state behind: Terraform's tfstate, the manifest driver's inventory.
+    stage_dir = project.stage_dir(project.graph[name])
+    left = any(stage_dir.glob("terraform.tfstate")) or (stage_dir / ".stagegraph-applied.json").exists()
+    return record.applied_at is None and not left
+
+
+def destroy_stage(rt: Runtime, name: str) -> None:
+    """Destroy one stage; the engine destroyed its dependents before it."""
+    project = rt.project
+    stage = project.graph[name]
+    record = project.records.get(name)
+    if record is None or is_destroyed(project, name):
+        rt.summary.add(name, "skipped", 0.0, "nothing to destroy")
+        return
+    started, t0 = now(), time.monotonic()
+    rt.console.start(name)
+    ctx: StageContext | None = None
+    try:
+        variables, _ = variables_for(project, stage)
+        env, _ = secret_env(project, stage)
+        ctx = stage_context(rt, stage, "destroy", variables, env, record)
+        driver_of(stage).destroy(ctx)
+    except StagegraphError as exc:
+        record_failure(
+            rt,
+            stage,
+            record,
+            started,
+            time.monotonic() - t0,
+            exc,
+            ctx.log_path if ctx else None,
+            prefix="destroy failed: ",
+        )
+        raise
+    duration = time.monotonic() - t0
+    project.records.put(
+        record.model_copy(
+            update={
+                "status": "destroyed",
+                "fingerprint": None,
+                "outputs": {},
+                "attempted_at": started,
+                "duration_s": round(duration, 3),
+                "error": None,
+                "plan": None,
+            }
+        )
+    )
+    rt.summary.add(name, "destroyed", duration, "")
+    rt.console.finish(name, "destroyed", duration)
