@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 from stagegraph.driver import ApplyResult, StageContext
 from stagegraph.errors import DeployError, StagegraphError
 from stagegraph.stage import NoOutputs, RenderContext, Rendered, Stage, StageIO, Upstream
+from stagegraph.views import jsonable
 
 DESCRIPTOR = "stage.json"
 
@@ -96,7 +97,7 @@ class CustomStage:
             node: Any = ctx.config
             for part in path.split("."):
                 node = getattr(node, part)
-            out[path] = _jsonable(node)
+            out[path] = jsonable(node)
         return out
 
     @contextlib.contextmanager
@@ -111,19 +112,6 @@ class CustomStage:
     def destroy(self, stage_outputs: StageOutputs, status: dict[str, bool]) -> Iterator[None]:
         """Remove what the stage manages; set `status[self.name]` to False on failure."""
         yield
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON data; secrets never reach the descriptor in the clear."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")  # SecretStr dumps as '**********'
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "get_secret_value"):
-        return "<secret>"
-    return value
 
 
 def _connect(up: Upstream) -> CustomInputs:

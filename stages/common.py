@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import Field
@@ -28,6 +29,21 @@ class ClusterAccess(StageIO):
 
 class ClusterNamespaceInputs(ClusterAccess):
     namespace: str = Field(description="Namespace the platform is deployed into.")
+
+
+def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """`extra` over `base`, mappings merged key by key (Helm's rule for values files).
+
+    Every stage merges the user's `overrides` into its chart values with this one rule.
+    """
+    out = dict(base)
+    for key, value in extra.items():
+        old = out.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            out[key] = deep_merge(old, value)
+        else:
+            out[key] = value
+    return out
 
 
 def require_rendered_provider(ctx: RenderContext, stage: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field
 
 from stagegraph.stage import RenderContext, Rendered, Stage, StageIO, Upstream
-from stagegraph.stages.common import ClusterNamespaceInputs, cluster_module, helm_release
+from stagegraph.stages.common import ClusterNamespaceInputs, cluster_module, deep_merge, helm_release
 from stagegraph.stages.infrastructure import InfrastructureOutputs
 from stagegraph.stages.kubernetes_initialize import InitializeOutputs
 from stagegraph.stages.stage_checks import ingress_check
@@ -72,17 +72,7 @@ def traefik_values(ctx: RenderContext) -> dict[str, Any]:
         values["tlsStore"] = {"default": {"defaultCertificate": {"secretName": cert.secret_name}}}
     values["additionalArguments"] = args
     overrides = ctx.config.ingress.terraform_overrides
-    return _merge(values, dict(overrides or {}))
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+    return deep_merge(values, dict(overrides or {}))
 
 
 def render(ctx: RenderContext) -> Rendered:

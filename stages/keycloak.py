@@ -21,7 +21,13 @@ from pydantic import Field
 
 from stagegraph.errors import RenderError, StagegraphError
 from stagegraph.stage import CheckContext, RenderContext, Rendered, SensitiveInput, Stage, StageIO, Upstream
-from stagegraph.stages.common import ClusterNamespaceInputs, NodeSelector, cluster_module, helm_release
+from stagegraph.stages.common import (
+    ClusterNamespaceInputs,
+    NodeSelector,
+    cluster_module,
+    deep_merge,
+    helm_release,
+)
 from stagegraph.stages.infrastructure import InfrastructureOutputs
 from stagegraph.stages.ingress import IngressOutputs
 from stagegraph.stages.kubernetes_initialize import InitializeOutputs
@@ -83,17 +89,6 @@ def connect(up: Upstream) -> KeycloakInputs:
 def _labels(selector: NodeSelector | None) -> dict[str, str]:
     # Mock outputs (plan before 02 is applied) have no node groups: schedule anywhere.
     return {selector.key: selector.value} if selector is not None else {}
-
-
-def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """`extra` over `base`, recursing into mappings (Helm's own rule for values files)."""
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def _yaml_list(items: list[dict[str, Any]]) -> str:

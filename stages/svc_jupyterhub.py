@@ -20,9 +20,9 @@ from typing import Any
 from stagegraph.errors import RenderError
 from stagegraph.stage import RenderContext, SensitiveInput
 from stagegraph.stages import svc_hub_scripts
-from stagegraph.stages.common import helm_release
+from stagegraph.stages.common import deep_merge, helm_release
 from stagegraph.stages.svc_images import Image, resolve_image
-from stagegraph.stages.svc_kube import NAMESPACE, Route, deep_merge, host, ingress_route, opaque_secret
+from stagegraph.stages.svc_kube import NAMESPACE, Route, host, ingress_route, opaque_secret
 from stagegraph.stages.svc_oauth import client_id, client_secret_env, endpoints
 from stagegraph.stages.svc_profiles import jupyterlab_profiles
 from stagegraph.stages.svc_storage import SharedVolumes

@@ -9,7 +9,7 @@ In the sandbox the same calls become `terraform_data` twins carrying the same bo
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,18 +25,6 @@ _KEY = re.compile(r"[^a-z0-9_]+")
 def tf_key(name: str) -> str:
     """A Terraform identifier for a Kubernetes-style name (`conda-store` -> `conda_store`)."""
     return _KEY.sub("_", name.lower()).strip("_")
-
-
-def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """`extra` over `base`, mappings merged key by key; the user's overrides win."""
-    out = dict(base)
-    for key, value in extra.items():
-        old = out.get(key)
-        if isinstance(old, Mapping) and isinstance(value, Mapping):
-            out[key] = deep_merge(old, value)
-        else:
-            out[key] = value
-    return out
 
 
 def node_selector_locals(m: TerraformModule) -> dict[str, str]:

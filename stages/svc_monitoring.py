@@ -12,11 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from stagegraph.stage import RenderContext
-from stagegraph.stages.common import helm_release
+from stagegraph.stages.common import deep_merge, helm_release
 from stagegraph.stages.svc_kube import (
     NAMESPACE,
     Route,
-    deep_merge,
     host,
     ingress_route,
     opaque_secret,

@@ -8,7 +8,7 @@ renders (and the Hypothesis property in the tests exercises every stage).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -73,17 +73,18 @@ def slice_values(model: BaseModel, paths: Iterable[str]) -> dict[str, Any]:
         node: Any = model
         for part in path.split("."):
             node = getattr(node, part, None) if node is not None else None
-        out[path] = node.model_dump(mode="json") if isinstance(node, BaseModel) else _jsonable(node)
+        out[path] = node.model_dump(mode="json") if isinstance(node, BaseModel) else jsonable(node)
     return out
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """Plain JSON data for a config value; secrets become '<secret>', never their text."""
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if hasattr(value, "get_secret_value"):
         # A plaintext secret is never part of a digest input in the clear; the engine
         # digests secrets separately (keyed) so a change still re-applies the stage.
