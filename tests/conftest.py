@@ -1,10 +1,14 @@
-"""Shared test setup: the golden-file update flag and paths."""
+"""Shared test setup: the golden-file update flag and paths, and the SOPS tests' age keys."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from test_sops_support import AgeKeys
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,3 +25,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture
+def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AgeKeys:
+    """Real age keys under tmp_path/home; SOPS_AGE_KEY_FILE is `mine` (see test_sops_support)."""
+    from test_sops_support import make_keys
+
+    return make_keys(monkeypatch, tmp_path / "home")

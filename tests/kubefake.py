@@ -587,6 +587,16 @@ def _json_or_yaml(body: bytes) -> Any:
             raise ApiStatus(400, "BadRequest", "the body is neither JSON nor YAML") from None
 
 
+def send_json(handler: BaseHTTPRequestHandler, code: int, payload: Any) -> None:
+    """Answer `handler`'s request with `payload` as JSON and status `code`."""
+    data = json.dumps(payload).encode()
+    handler.send_response(code)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 def _handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -601,12 +611,7 @@ def _handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
                 code, payload = fake.handle(self.command, self.path, self.headers, body)
             except ApiStatus as exc:
                 code, payload = exc.code, exc.body
-            data = json.dumps(payload).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, code, payload)
 
         do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
 

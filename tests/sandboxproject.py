@@ -20,6 +20,21 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: The built-in stages in Nebari's runtime order, spelled out (not read from
+#: `stagegraph.stages.builtin`, so that tests comparing against it check the product).
+BUILTIN_STAGE_NAMES = [
+    "01-terraform-state",
+    "02-infrastructure",
+    "03-kubernetes-initialize",
+    "04-kubernetes-ingress",
+    "05-kubernetes-keycloak",
+    "06-kubernetes-keycloak-configuration",
+    "07-kubernetes-services",
+    "08-nebari-tf-extensions",
+    "10-kubernetes-kuberhealthy",
+    "11-kubernetes-kuberhealthy-healthchecks",
+]
+
 
 @dataclass
 class SandboxProject:
@@ -51,15 +66,14 @@ class SandboxProject:
         env.update(self.extra_env)
         return env
 
-    def doit(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [self.python, "-m", "doit", *args],
-            cwd=self.root,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
+    def _run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        """Run `argv` in the project with env(), capturing its output as text."""
+        return subprocess.run(
+            argv, cwd=self.root, env=self.env(), capture_output=True, text=True, timeout=timeout
         )
+
+    def doit(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        proc = self._run([self.python, "-m", "doit", *args], timeout)
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"doit {' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
@@ -76,6 +90,18 @@ class SandboxProject:
             text=True,
             start_new_session=True,
         )
+
+    def importtime(self, *python_args: str, timeout: float = 120) -> tuple[str, list[str]]:
+        """Run `python -X importtime *python_args` (this interpreter) in the project:
+        its stdout and the modules it imported, in order."""
+        proc = self._run([sys.executable, "-X", "importtime", *python_args], timeout)
+        proc.check_returncode()
+        modules = [
+            line.rsplit("|", 1)[-1].strip()
+            for line in proc.stderr.splitlines()
+            if line.startswith("import time:")
+        ]
+        return proc.stdout, modules
 
     # --- config -------------------------------------------------------------------------
 

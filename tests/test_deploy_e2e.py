@@ -14,22 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from sandboxproject import SandboxProject
+from sandboxproject import BUILTIN_STAGE_NAMES, SandboxProject
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ALL = [
-    "01-terraform-state",
-    "02-infrastructure",
-    "03-kubernetes-initialize",
-    "04-kubernetes-ingress",
-    "05-kubernetes-keycloak",
-    "06-kubernetes-keycloak-configuration",
-    "07-kubernetes-services",
-    "08-nebari-tf-extensions",
-    "10-kubernetes-kuberhealthy",
-    "11-kubernetes-kuberhealthy-healthchecks",
-]
+ALL = BUILTIN_STAGE_NAMES
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sandboxproject import BUILTIN_STAGE_NAMES
 
 from stagegraph.errors import GraphError, UnknownStageError
 from stagegraph.graph import build_graph
@@ -20,18 +21,7 @@ def _stage(name: str, deps: tuple[str, ...] = (), priority: int = 0, source: str
 
 def test_builtin_runtime_order_is_nebari_order() -> None:
     graph = build_graph(BUILTIN_STAGES)
-    assert graph.names == [
-        "01-terraform-state",
-        "02-infrastructure",
-        "03-kubernetes-initialize",
-        "04-kubernetes-ingress",
-        "05-kubernetes-keycloak",
-        "06-kubernetes-keycloak-configuration",
-        "07-kubernetes-services",
-        "08-nebari-tf-extensions",
-        "10-kubernetes-kuberhealthy",
-        "11-kubernetes-kuberhealthy-healthchecks",
-    ]
+    assert graph.names == BUILTIN_STAGE_NAMES
 
 
 def test_builtin_graph_is_a_real_dag_not_a_chain() -> None:

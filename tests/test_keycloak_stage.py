@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
+from kubefake import send_json
 
 from stagegraph.errors import RenderError
 from stagegraph.graph import build_graph
@@ -418,12 +419,7 @@ class _KeycloakStandIn(BaseHTTPRequestHandler):
             status, body = type(self).status_for_realm, {"realm": "master", "public_key": "MIIB..."}
         else:
             status, body = 404, {"error": "Unable to find matching target resource method"}
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, body)
 
     def log_message(self, *args: Any) -> None:
         pass

@@ -8,14 +8,13 @@ Terraform, end to end through `doit`.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from goldenfiles import read_golden, write_golden
 from kubefake import FakeKube
 from sandboxproject import SandboxProject
 
@@ -174,12 +173,8 @@ def test_golden_sandbox_render_with_health_checks(update_golden: bool) -> None:
     config = sandbox_config()
     files = {f"{s.name}/{n}": d for s in STAGES for n, d in files_of(s, config).items()}
     if update_golden:
-        for old in sorted(GOLDEN.rglob("*"), reverse=True) if GOLDEN.exists() else []:
-            old.unlink() if old.is_file() else old.rmdir()
-        for rel, data in files.items():
-            (GOLDEN / rel).parent.mkdir(parents=True, exist_ok=True)
-            (GOLDEN / rel).write_bytes(data)
-    on_disk = {str(p.relative_to(GOLDEN)): p.read_bytes() for p in GOLDEN.rglob("*") if p.is_file()}
+        write_golden(GOLDEN, files)
+    on_disk = read_golden(GOLDEN)
     assert sorted(on_disk) == sorted(files), "rerun with --update-golden and review"
     for rel, data in files.items():
         assert on_disk[rel] == data, (
@@ -369,21 +364,8 @@ def test_sandbox_deploy_applies_the_twins_and_a_second_deploy_is_a_no_op(tmp_pat
 
 def test_doit_list_does_not_import_the_kubernetes_client(tmp_path: Path) -> None:
     project = SandboxProject.create(tmp_path / "sandbox")
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "doit", "list"],
-        cwd=project.root,
-        env=project.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert "10-kubernetes-kuberhealthy" in proc.stdout
-    modules = [
-        line.rsplit("|", 1)[-1].strip()
-        for line in proc.stderr.splitlines()
-        if line.startswith("import time:")
-    ]
+    stdout, modules = project.importtime("-m", "doit", "list")
+    assert "10-kubernetes-kuberhealthy" in stdout
     assert "stagegraph.kube.driver" in modules  # the stage modules were imported...
     assert not [
         m for m in modules if m == "kubernetes" or m.startswith("kubernetes.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from goldenfiles import read_golden, write_golden
 
 from stagegraph.configfile import load_config
 from stagegraph.errors import RenderError
@@ -47,12 +48,8 @@ def test_golden_render(name: str, update_golden: bool) -> None:
     files = _render_all(path)
     target = GOLDEN / name
     if update_golden:
-        for old in sorted(target.rglob("*"), reverse=True) if target.exists() else []:
-            old.unlink() if old.is_file() else old.rmdir()
-        for rel, data in files.items():
-            (target / rel).parent.mkdir(parents=True, exist_ok=True)
-            (target / rel).write_bytes(data)
-    on_disk = {str(p.relative_to(target)): p.read_bytes() for p in target.rglob("*") if p.is_file()}
+        write_golden(target, files)
+    on_disk = read_golden(target)
     assert sorted(on_disk) == sorted(files), "stage files differ; rerun with --update-golden and review"
     for rel, data in files.items():
         assert on_disk[rel] == data, (

@@ -15,15 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 from sandboxproject import SandboxProject
-from test_sops_support import make_keys, write_rules
+from test_sops_support import FIELD, FILE, make_keys, write_rules
 
 from stagegraph.sops.store import STORE
 from stagegraph.sops.tasks import secrets_encrypt
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-FIELD = "security.keycloak.initial_root_password"
-FILE = "secrets/keycloak.enc.yaml"
 KEY = "keycloak.root_password"
 CANARY = "canary-e2e-7d41c09a-root-password"
 CANARY_2 = "canary-e2e-2b88f310-rotated-password"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_sops_support import CANARY, AgeKeys, make_keys, project_at, write_config, write_rules
+from test_sops_support import CANARY, AgeKeys, project_at, sops_project, write_config
 
 from stagegraph.errors import UndeclaredInputError
 from stagegraph.lockfile import load_lockfile
@@ -77,11 +77,8 @@ STAGE = Stage(
 
 
 @pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    keys: AgeKeys = make_keys(monkeypatch, tmp_path / "home")
-    root = tmp_path / "project"
-    write_rules(root, keys.mine_public)
-    write_config(root, secrets=SECRETS)
+def root(tmp_path: Path, keys: AgeKeys) -> Path:
+    root = sops_project(tmp_path / "project", keys, secrets=SECRETS)
     project = project_at(root)
     secrets_encrypt(project, name="users", key="s3.token", value=CANARY + "-s3")
     secrets_encrypt(project, name="users", key="kube", value=CANARY + "-kube")

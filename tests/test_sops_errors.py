@@ -14,12 +14,13 @@ import pytest
 import yaml
 from test_sops_support import (
     CANARY,
+    FIELD,
+    FILE,
     AgeKeys,
-    make_keys,
+    keycloak_project,
     project_at,
     root_password_ref,
     write_config,
-    write_rules,
 )
 
 from stagegraph.errors import SecretError
@@ -29,24 +30,10 @@ from stagegraph.sops.preflight import check_stage_secrets
 from stagegraph.sops.store import STORE
 from stagegraph.sops.tasks import secrets_encrypt
 
-FIELD = "security.keycloak.initial_root_password"
-FILE = "secrets/keycloak.enc.yaml"
-
-
-@pytest.fixture
-def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AgeKeys:
-    return make_keys(monkeypatch, tmp_path / "home")
-
 
 @pytest.fixture
 def root(tmp_path: Path, keys: AgeKeys) -> Path:
-    root = tmp_path / "project"
-    write_rules(root, keys.mine_public)
-    write_config(root, **root_password_ref())
-    secrets_encrypt(project_at(root), name="keycloak", key="keycloak.root_password", value=CANARY)
-    secrets_encrypt(project_at(root), name="keycloak", key="keycloak.other", value="other-value")
-    STORE.clear()
-    return root
+    return keycloak_project(tmp_path / "project", keys, other="other-value")
 
 
 def resolve(root: Path) -> str | None:

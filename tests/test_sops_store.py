@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from test_sops_support import (
     CANARY,
+    FIELD,
     AgeKeys,
-    make_keys,
+    keycloak_project,
     project_at,
     root_password_ref,
     write_config,
-    write_rules,
 )
 
 from stagegraph.errors import SecretError
@@ -24,23 +24,10 @@ from stagegraph.sops.run import project_sops
 from stagegraph.sops.store import STORE, SecretStore
 from stagegraph.sops.tasks import secrets_encrypt
 
-FIELD = "security.keycloak.initial_root_password"
-
-
-@pytest.fixture
-def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AgeKeys:
-    return make_keys(monkeypatch, tmp_path / "home")
-
 
 @pytest.fixture
 def root(tmp_path: Path, keys: AgeKeys) -> Path:
-    root = tmp_path / "project"
-    write_rules(root, keys.mine_public)
-    write_config(root, **root_password_ref())
-    secrets_encrypt(project_at(root), name="keycloak", key="keycloak.root_password", value=CANARY)
-    secrets_encrypt(project_at(root), name="keycloak", key="keycloak.unrelated", value="u1")
-    STORE.clear()
-    return root
+    return keycloak_project(tmp_path / "project", keys, unrelated="u1")
 
 
 def test_each_file_is_decrypted_at_most_once_per_process_even_from_threads(root: Path) -> None:
@@ -155,14 +142,7 @@ def test_up_to_date_digests_match_the_apply_digests_and_need_no_key(
 
     write_config(
         root,
-        security={
-            "keycloak": {
-                "initial_root_password": {
-                    "sops": "secrets/keycloak.enc.yaml",
-                    "key": "keycloak.root_password",
-                }
-            }
-        },
+        **root_password_ref(),
         external_container_reg={
             "enabled": True,
             "access_key_id": "AKIA1",

@@ -1,7 +1,7 @@
 """Shared setup for the SOPS tests: real age keys (pyrage), the real sops binary, a project.
 
-Imported by the test_sops_* and test_secrets_* modules; it holds no tests itself. Every
-test gets its own key files and an environment in which sops can find no other key:
+Imported by the test_sops_* and test_secrets_* modules (and by conftest.py for the `keys`
+fixture); it holds no tests itself. Every test gets its own key files and an environment in which sops can find no other key:
 SOPS_AGE_KEY_FILE points into the test's folder and XDG_CONFIG_HOME away from the user's.
 """
 
@@ -15,9 +15,14 @@ import yaml
 
 from stagegraph.project import Project
 from stagegraph.sops.keys import generate_key
+from stagegraph.sops.store import STORE
+from stagegraph.sops.tasks import secrets_encrypt
 
 ROOT = Path(__file__).resolve().parents[1]
 CANARY = "canary-3f9d0b7e-do-not-leak"  # a value that must never show up outside sops files
+#: The config field that `root_password_ref` fills, and the encrypted file it names.
+FIELD = "security.keycloak.initial_root_password"
+FILE = "secrets/keycloak.enc.yaml"
 
 #: Variables that would let sops find a key other than the test's own.
 FOREIGN_KEY_VARS = (
@@ -72,7 +77,24 @@ def project_at(root: Path) -> Project:
     return Project.discover(root, None, env={})
 
 
-def root_password_ref(
-    file: str = "secrets/keycloak.enc.yaml", key: str = "keycloak.root_password"
-) -> dict[str, object]:
+def root_password_ref(file: str = FILE, key: str = "keycloak.root_password") -> dict[str, object]:
     return {"security": {"keycloak": {"initial_root_password": {"sops": file, "key": key}}}}
+
+
+def sops_project(root: Path, keys: AgeKeys, **config: object) -> Path:
+    """A project at `root` whose sops rule encrypts for `keys.mine`, with `config` in its config."""
+    write_rules(root, keys.mine_public)
+    write_config(root, **config)
+    return root
+
+
+def keycloak_project(root: Path, keys: AgeKeys, **others: str) -> Path:
+    """A project whose config refers to keycloak.root_password (= CANARY) in
+    secrets/keycloak.enc.yaml; `others` are more keys of that file (keycloak.<name>: value).
+    The store is left empty."""
+    sops_project(root, keys, **root_password_ref())
+    secrets_encrypt(project_at(root), name="keycloak", key="keycloak.root_password", value=CANARY)
+    for name, value in others.items():
+        secrets_encrypt(project_at(root), name="keycloak", key=f"keycloak.{name}", value=value)
+    STORE.clear()
+    return root

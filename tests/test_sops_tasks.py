@@ -14,7 +14,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_sops_support import CANARY, AgeKeys, make_keys, project_at, write_config, write_rules
+from test_sops_support import (
+    CANARY,
+    AgeKeys,
+    make_keys,
+    project_at,
+    root_password_ref,
+    sops_project,
+    write_config,
+    write_rules,
+)
 
 from stagegraph.errors import SecretError
 from stagegraph.sops import tasks
@@ -25,16 +34,8 @@ from stagegraph.sops.store import SecretStore
 
 
 @pytest.fixture
-def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AgeKeys:
-    return make_keys(monkeypatch, tmp_path / "home")
-
-
-@pytest.fixture
 def root(tmp_path: Path, keys: AgeKeys) -> Path:
-    root = tmp_path / "project"
-    write_rules(root, keys.mine_public)
-    write_config(root)
-    return root
+    return sops_project(tmp_path / "project", keys)
 
 
 def decrypt(root: Path, label: str, key: str) -> str:
@@ -242,14 +243,7 @@ def test_check_passes_without_any_key_and_reads_only_ciphertext(
     tasks.secrets_encrypt(project_at(root), name="keycloak", key="keycloak.root_password", value=CANARY)
     write_config(
         root,
-        security={
-            "keycloak": {
-                "initial_root_password": {
-                    "sops": "secrets/keycloak.enc.yaml",
-                    "key": "keycloak.root_password",
-                }
-            }
-        },
+        **root_password_ref(),
     )
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", "/nonexistent/keys.txt")
     out = tasks.secrets_check(project_at(root))

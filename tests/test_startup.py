@@ -6,8 +6,6 @@ Heavy things are imported inside the actions that need them; this test keeps it 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from sandboxproject import SandboxProject
@@ -31,38 +29,12 @@ HEAVY = (
 
 
 def _imported_by(project: SandboxProject, *args: str) -> set[str]:
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "doit", *args],
-        cwd=project.root,
-        env=project.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return {
-        line.rsplit("|", 1)[-1].strip()
-        for line in proc.stderr.splitlines()
-        if line.startswith("import time:")
-    }
+    return set(project.importtime("-m", "doit", *args)[1])
 
 
 def _baseline(project: SandboxProject) -> set[str]:
     """What this interpreter imports on its own (site hooks of the machine, not ours)."""
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "pass"],
-        cwd=project.root,
-        env=project.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return {
-        line.rsplit("|", 1)[-1].strip()
-        for line in proc.stderr.splitlines()
-        if line.startswith("import time:")
-    }
+    return set(project.importtime("-c", "pass", timeout=60)[1])
 
 
 def test_doit_list_imports_nothing_heavy(tmp_path: Path) -> None:
