@@ -57,10 +57,15 @@ def test_other_config_by_variable_and_environment(project: SandboxProject) -> No
 
 def test_init_writes_a_commented_config_and_refuses_to_overwrite(tmp_path: Path) -> None:
     project = SandboxProject.create(tmp_path / "p")
+    # init makes an age key when there is none: keep it in the test's folder, not in $HOME.
+    key_file = tmp_path / "age" / "keys.txt"
+    project.extra_env["SOPS_AGE_KEY_FILE"] = str(key_file)
     (project.root / "nebari-config.yaml").unlink()
     proc = project.doit(
         "init", "--provider", "local", "--project-name", "team", "--domain", "team.example.com"
     )
+    assert key_file.exists() and key_file.stat().st_mode & 0o077 == 0
+    assert (project.root / "secrets" / "keycloak.enc.yaml").exists()
     text = (project.root / "nebari-config.yaml").read_text()
     assert "provider: local" in text and "project_name: team" in text
     assert "#" in text and "05-kubernetes-keycloak" in text  # sections headed by their stage
