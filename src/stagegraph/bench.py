@@ -41,7 +41,7 @@ def synthetic_stages(n: int) -> tuple[object, ...]:
 
     from pydantic import Field, create_model
 
-    from stagegraph.stage import NoInputs, RenderContext, Rendered, Stage, StageIO, Upstream
+    from stagegraph.stage import NoInputs, RenderContext, Rendered, Stage, StageIO
     from stagegraph.tfjson import TerraformModule
 
     rnd = random.Random(n)  # noqa: S311 - a reproducible shape, not a secret
@@ -70,7 +70,6 @@ def synthetic_stages(n: int) -> tuple[object, ...]:
                 source="bench",
             )
         )
-        _ = Upstream
     return tuple(stages)
 
 

@@ -209,25 +209,19 @@ def apply_stage(rt: Runtime, name: str) -> None:
         outputs = _validated_outputs(stage, result.outputs)
         _run_check(rt, stage, outputs)
     except StagegraphError as exc:
-        record_failure(rt, stage, record, started, time.monotonic() - t0, exc, ctx.log_path if ctx else None)
+        record_failure(rt, stage, started, time.monotonic() - t0, exc, ctx.log_path if ctx else None)
         raise
     duration = time.monotonic() - t0
-    project.records.put(
-        StageRecord(
-            stage=name,
-            status="applied",
-            fingerprint=fp,
-            inputs=inputs,
-            outputs=outputs.model_dump(mode="json"),
-            applied_at=now(),
-            attempted_at=started,
-            duration_s=round(duration, 3),
-            error=None,
-            log=str(ctx.log_path),
-            runner=result.runner,
-            init_digest=result.init_digest,
-            plan=None,
-        )
+    project.records.record_success(
+        name,
+        fingerprint=fp,
+        inputs=inputs,
+        outputs=outputs.model_dump(mode="json"),
+        attempted_at=started,
+        duration_s=duration,
+        log=ctx.log_path,
+        runner=result.runner,
+        init_digest=result.init_digest,
     )
     reason = "; ".join(changed_inputs(record.inputs, inputs)[:3]) if record else "first apply"
     rt.summary.add(name, "applied", duration, reason)
@@ -237,40 +231,15 @@ def apply_stage(rt: Runtime, name: str) -> None:
 def record_failure(
     rt: Runtime,
     stage: Stage,
-    record: StageRecord | None,
     started: datetime,
     duration: float,
     exc: StagegraphError,
     log: Path | None,
     prefix: str = "",
 ) -> None:
+    """Record the failure (keeping the last success's fingerprint), summarise, show the tail."""
     message = prefix + (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    if record is not None:
-        failed = record.model_copy(
-            update={
-                "status": "failed",
-                "attempted_at": started,
-                "error": message,
-                "log": str(log) if log else record.log,
-            }
-        )
-    else:
-        failed = StageRecord(
-            stage=stage.name,
-            status="failed",
-            fingerprint=None,
-            inputs={},
-            outputs={},
-            applied_at=None,
-            attempted_at=started,
-            duration_s=None,
-            error=message,
-            log=str(log) if log else None,
-            runner=None,
-            init_digest=None,
-            plan=None,
-        )
-    rt.project.records.put(failed)
+    rt.project.records.record_failure(stage.name, message, log, attempted_at=started, duration_s=duration)
     rt.summary.add(stage.name, "failed", duration, message)
     rt.console.show_failure(stage.name, message, list(getattr(exc, "tail", []) or []), log)
 
@@ -353,26 +322,19 @@ def apply_plan(rt: Runtime, name: str) -> None:
         outputs = _validated_outputs(stage, result.outputs)
         _run_check(rt, stage, outputs)
     except StagegraphError as exc:
-        record_failure(rt, stage, record, started, time.monotonic() - t0, exc, ctx.log_path)
+        record_failure(rt, stage, started, time.monotonic() - t0, exc, ctx.log_path)
         raise
     duration = time.monotonic() - t0
-    project.records.put(
-        record.model_copy(
-            update={
-                "status": "applied",
-                "fingerprint": fingerprint(inputs),
-                "inputs": inputs,
-                "outputs": outputs.model_dump(mode="json"),
-                "applied_at": now(),
-                "attempted_at": started,
-                "duration_s": round(duration, 3),
-                "error": None,
-                "plan": None,
-                "log": str(ctx.log_path),
-                "runner": result.runner,
-                "init_digest": result.init_digest,
-            }
-        )
+    project.records.record_success(
+        name,
+        fingerprint=fingerprint(inputs),
+        inputs=inputs,
+        outputs=outputs.model_dump(mode="json"),
+        attempted_at=started,
+        duration_s=duration,
+        log=ctx.log_path,
+        runner=result.runner,
+        init_digest=result.init_digest,
     )
     Path(plan.path).unlink(missing_ok=True)
     rt.summary.add(name, "applied", duration, "saved plan")

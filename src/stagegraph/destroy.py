@@ -47,7 +47,6 @@ def destroy_stage(rt: Runtime, name: str) -> None:
         record_failure(
             rt,
             stage,
-            record,
             started,
             time.monotonic() - t0,
             exc,
@@ -56,18 +55,8 @@ def destroy_stage(rt: Runtime, name: str) -> None:
         )
         raise
     duration = time.monotonic() - t0
-    project.records.put(
-        record.model_copy(
-            update={
-                "status": "destroyed",
-                "fingerprint": None,
-                "outputs": {},
-                "attempted_at": started,
-                "duration_s": round(duration, 3),
-                "error": None,
-                "plan": None,
-            }
-        )
+    project.records.record_destroyed(
+        name, attempted_at=started, duration_s=duration, log=ctx.log_path if ctx else None
     )
     rt.summary.add(name, "destroyed", duration, "")
     rt.console.finish(name, "destroyed", duration)
