@@ -31,7 +31,7 @@ def _string_constants(path: Path) -> list[tuple[int, str]]:
 
 def test_no_version_literal_in_stage_code() -> None:
     offenders = []
-    for path in sorted((ROOT / "stages").rglob("*.py")):
+    for path in sorted((ROOT / "src" / "stagegraph" / "stages").rglob("*.py")):
         for line, text in _string_constants(path):
             for match in VERSION.finditer(text):
                 offenders.append(f"{path.relative_to(ROOT)}:{line}: {match.group()!r}")

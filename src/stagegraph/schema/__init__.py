@@ -1,0 +1,1 @@
+"""The config models: one pydantic model per section of nebari-config.yaml."""

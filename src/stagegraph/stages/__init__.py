@@ -1,0 +1,1 @@
+"""The built-in stages: each a `Stage` record plus a pure render function."""
