@@ -39,5 +39,6 @@ DOIT_CONFIG: dict[str, Any] = {
     "reporter": StagegraphReporter,
     "verbosity": 2,
     "backend": "json",
+    # dodo_namespace (stagegraph.tasks) puts it in the deployment's own .stagegraph/.
     "dep_file": ".stagegraph/doit-db.json",
 }
