@@ -94,11 +94,17 @@ def do_destroy(s: Session, name: str) -> None:
     destroy_stage(rt, name)
 
 
-def do_status(s: Session) -> None:
+def do_status(s: Session, all: bool = False) -> None:
     from stagegraph.status import stage_state
 
+    if all:
+        from stagegraph.envstatus import folder_status
+
+        print(folder_status(s.project.root, s.root))
+        return
     if s.load_error is not None:
         raise s.load_error
+    s.project.check_identity(record=False)
     rows = []
     for name in s.graph.names:
         st = stage_state(s.project, name, fresh=True)
@@ -116,6 +122,7 @@ def do_why(s: Session, stages: Sequence[str]) -> None:
 
     if s.load_error is not None:
         raise s.load_error
+    s.project.check_identity(record=False)
     if not stages:
         raise StagegraphError("name a stage: doit why STAGE (see `doit list`)")
     for name in stages:

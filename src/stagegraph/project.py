@@ -144,14 +144,21 @@ class Project:
     def output_root(self) -> Path:
         return self.layout.output_root(self.config.stagegraph.output_directory, self.config_name)
 
-    def check_identity(self, *, record: bool) -> None:
-        """Refuse a config that does not match the deployment recorded in its home folder."""
+    def check_identity(self, *, record: bool, raw: bool = False) -> None:
+        """Refuse a config that does not match the deployment recorded in its home folder.
+
+        `raw` compares the unvalidated YAML values: cheap enough for task creation, so even
+        a command whose tasks are all up to date never works in another deployment's folder.
+        """
         from stagegraph.identity import Identity, check_identity
 
-        config = self.config
-        wanted = Identity(
-            project_name=config.project_name, provider=config.provider, environment=self.environment
-        )
+        if raw:
+            name, provider = self.raw_config.get("project_name"), self.raw_config.get("provider")
+            if not isinstance(name, str) or not isinstance(provider, str):
+                return  # validation reports it
+        else:
+            name, provider = self.config.project_name, self.config.provider
+        wanted = Identity(project_name=name, provider=provider, environment=self.environment)
 
         def applied() -> list[str]:
             records, _ = self.records.scan()

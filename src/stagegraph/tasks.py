@@ -89,6 +89,7 @@ class Session:
         try:
             if self.load_error is not None:
                 raise self.load_error
+            self.project.check_identity(record=False, raw=True)
             self.graph: StageGraph = self.project.graph
         except StagegraphError as exc:
             # Keep `doit list` and `doit help` usable with a broken config: show the
@@ -267,8 +268,20 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
             }
 
     def task_status() -> TaskDict:
-        """Per stage: applied, stale, never applied, failed or destroyed, and when."""
-        return {"actions": [(failing_cleanly(actions.do_status), [s])], "verbosity": 2}
+        """Per stage: applied, stale, never applied, failed or destroyed, and when (--all: every environment)."""
+        return {
+            "actions": [(failing_cleanly(actions.do_status), [s])],
+            "params": [
+                {
+                    "name": "all",
+                    "long": "all",
+                    "type": bool,
+                    "default": False,
+                    "help": "every environment of the folder side by side (nebari-config.yaml, nebari-config.<env>.yaml)",
+                }
+            ],
+            "verbosity": 2,
+        }
 
     def task_why() -> TaskDict:
         """Name exactly which inputs of a stage changed since its last apply: doit why STAGE."""
