@@ -8,6 +8,7 @@ Heavy imports (Terraform, Kubernetes, SOPS, HTTP) happen inside the actions that
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,21 @@ def do_validate(s: Session) -> None:
         f"{project.config_name}: valid (provider {project.config.provider}, "
         f"{len(s.graph.stages)} stages, {len(project.lock.keys())} pins in {project.lockfile_name})"
     )
+    for line in _overridden_lines(s):
+        print(line)
+
+
+def _overridden_lines(s: Session) -> list[str]:
+    """One line per pin this deployment overrides, naming the file (lockfiles/overrides*.yaml)."""
+    overridden = s.project.overridden_pins
+    users: dict[str, list[str]] = {}
+    for stage in s.graph.stages:
+        for key in stage.pins:
+            users.setdefault(key, []).append(stage.name)
+    return [
+        f"pin {key} overridden in {where} (used by {', '.join(users.get(key, [])) or 'no stage'})"
+        for key, where in sorted(overridden.items())
+    ]
 
 
 def do_render(s: Session, name: str) -> None:
@@ -134,6 +150,7 @@ def do_graph(s: Session, svg: str, dot: str) -> None:
     from stagegraph.graphview import NodeInfo, render_dot, render_svg
     from stagegraph.info import format_info
 
+    overridden = s.project.overridden_pins if s.load_error is None else {}
     nodes = [
         NodeInfo(
             name=st.name,
@@ -151,7 +168,13 @@ def do_graph(s: Session, svg: str, dot: str) -> None:
         from stagegraph.status import stage_state
 
         states = {n.name: stage_state(s.project, n.name).state for n in nodes}
-    print(format_info(nodes, states))
+    marked = [
+        replace(n, pins=tuple(f"{p} (overridden)" if p in overridden else p for p in n.pins)) for n in nodes
+    ]
+    print(format_info(marked, states))
+    if overridden:
+        print()
+        print("\n".join(_overridden_lines(s)))
     if svg:
         Path(svg).write_text(render_svg(nodes), encoding="utf-8")
         print(f"wrote {svg}")

@@ -34,6 +34,20 @@ def packaged_lockfile() -> Path:
     return Path(str(resources.files("stagegraph") / "lockfiles" / "versions.yaml"))
 
 
+#: In stagegraph's own source tree: the copy that becomes package data.
+PACKAGED_COPY = Path("src") / "stagegraph" / "lockfiles" / "versions.yaml"
+
+
+def sync_packaged_copy(folder: Path, lockfile: Path) -> bool:
+    """After `doit bump` in stagegraph's own repository: keep the package's copy equal."""
+    copy = folder / PACKAGED_COPY
+    if not copy.is_file() or lockfile.resolve() != (folder / DEFAULT_LOCKFILE).resolve():
+        return False
+    from stagegraph.atomic import write_atomic
+
+    return write_atomic(copy, lockfile.read_bytes())
+
+
 def base_lockfile(folder: Path, environ: Mapping[str, str], env_var: str) -> Path:
     explicit = environ.get(env_var)
     if explicit:
