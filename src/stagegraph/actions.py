@@ -63,6 +63,17 @@ def do_render(s: Session, name: str) -> None:
     rt.console.line(name, f"rendered {project.output_root.name}/{rendered.directory}: {changed}{removed}")
 
 
+def do_render_ci(s: Session) -> None:
+    """Write (or remove) the CI workflow of `ci_cd`; see stagegraph.cicd."""
+    from stagegraph.cicd import files_for, write_workflows
+
+    rt = s.runtime()
+    s.hold_lock("render")
+    project = s.project
+    for name in write_workflows(project.root, files_for(project), project.environment):
+        rt.console.line("ci_cd", f"wrote {name}")
+
+
 def do_report_disk_render(s: Session, name: str) -> None:
     from stagegraph.status import differs_from_fresh_render
 

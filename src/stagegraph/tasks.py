@@ -208,6 +208,8 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
     def task_render() -> Iterator[TaskDict]:
         """Render every stage to Terraform JSON in the output directory."""
         yield {"name": None, "doc": "Render every stage (only changed ones are rewritten)"}
+        # The CI workflow of ci_cd (nothing when its type is none); written files only.
+        yield {"name": "ci_cd", "actions": [(failing_cleanly(actions.do_render_ci), [s])], "verbosity": 2}
         for stage in graph.stages:
             yield {
                 "name": stage.name,
@@ -222,7 +224,7 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         names = graph.up_to(stop_at) if stop_at and stop_at in graph else graph.names
         return {
             "actions": [(failing_cleanly(actions.do_deploy_done), [s, stop_at])],
-            "task_dep": names,
+            "task_dep": [*names, *([] if disable_render else ["render:ci_cd"])],
             "params": DEPLOY_PARAMS,
             "verbosity": 2,
         }

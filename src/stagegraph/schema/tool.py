@@ -62,7 +62,8 @@ class StagegraphSettings(Section):
     output_directory: str = Field(
         "stages",
         min_length=1,
-        description="Folder, relative to the config file, for rendered stages (Nebari's `stages/`).",
+        description="Folder for rendered stages (Nebari's `stages/`), inside the deployment folder: the "
+        "config's folder, or <env>/ for nebari-config.<env>.yaml. No absolute path, no '..'.",
     )
     terraform: TerraformTool = Field(
         default_factory=dict, validate_default=True, description="Which Terraform to run."
