@@ -101,7 +101,8 @@ def test_a_bad_choice_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_the_wheel_carries_the_lockfile(tmp_path: Path) -> None:
-    """A non-editable install has the pins that `stagegraph new` deployments use."""
+    """A non-editable install has the pins that `stagegraph new` deployments use: the wheel,
+    unpacked ahead of this checkout on sys.path, makes a deployment that validates."""
     proc = subprocess.run(
         [
             sys.executable,
@@ -128,3 +129,15 @@ def test_the_wheel_carries_the_lockfile(tmp_path: Path) -> None:
         )
         entry_points = next(n for n in archive.namelist() if n.endswith("entry_points.txt"))
         assert "stagegraph = stagegraph.cli:main" in archive.read(entry_points).decode()
+
+    installed = tmp_path / "installed"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(installed)
+    env = {**_env(tmp_path), "PYTHONPATH": str(installed)}
+    target = tmp_path / "d"
+    where = _run([sys.executable, "-c", "import stagegraph; print(stagegraph.__file__)"], tmp_path, env)
+    assert where.stdout.startswith(str(installed))
+    assert _run([sys.executable, "-m", "stagegraph", "new", str(target)], tmp_path, env).returncode == 0
+    valid = _run([sys.executable, "-m", "doit", "validate"], target, env)
+    assert valid.returncode == 0, valid.stdout + valid.stderr
+    assert f"pins in {installed / 'stagegraph' / 'lockfiles' / 'versions.yaml'}" in valid.stdout

@@ -53,7 +53,7 @@ def do_render(s: Session, name: str) -> None:
     from stagegraph.render import render_stage, write_stage
 
     rt = s.runtime()
-    s.hold_lock("render")
+    s.hold_lock(s.command_name())
     project = s.project
     stage = s.graph[name]
     rendered = render_stage(stage, project.config, project.lock, project.lockfile_name)
@@ -68,7 +68,7 @@ def do_render_ci(s: Session) -> None:
     from stagegraph.cicd import files_for, write_workflows
 
     rt = s.runtime()
-    s.hold_lock("render")
+    s.hold_lock(s.command_name())
     project = s.project
     for name in write_workflows(project.root, files_for(project), project.environment):
         rt.console.line("ci_cd", f"wrote {name}")

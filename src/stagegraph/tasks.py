@@ -135,10 +135,11 @@ class Session:
         """doit's database: in this deployment's own `.stagegraph/`, so that two
         environments (or folders) run at the same time without sharing one file."""
         project = self.project
-        if project.config_path.exists() or project.home.is_dir():
+        # A refused config (another deployment's folder, a bad env=) gets a scratch database.
+        if self.load_error is None and (project.config_path.exists() or project.home.is_dir()):
             project.state_dir.mkdir(parents=True, exist_ok=True)
             return project.state_dir / "doit-db.json"
-        # No deployment here yet (`doit env=typo list`): create no folder for it.
+        # No deployment here yet (`doit env=typo list`) or not ours: create or touch nothing.
         import tempfile
 
         scratch = tempfile.TemporaryDirectory(prefix="stagegraph-doit-")
