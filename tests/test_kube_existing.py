@@ -210,6 +210,7 @@ def test_existing_deploy_takes_kubeconfig_from_the_environment_and_reaches_the_c
     fake: FakeKube, tmp_path: Path
 ) -> None:
     p = SandboxProject.create(tmp_path / "p")
+
     def to_existing(c: dict[str, Any]) -> None:
         c.update(provider="existing", existing={"kube_context": None})
         c.pop("sandbox", None)
