@@ -153,3 +153,31 @@ def test_destroy_orphans_destroys_it_then_deploy_goes_on(orphaned: SandboxProjec
     assert p.doit("destroy_orphans").stdout.strip().endswith("no stage left the graph: nothing to destroy")
     p.doit("deploy", "--stop-at", "05-kubernetes-keycloak")
     assert p.records()["05-kubernetes-keycloak"]["status"] == "applied"
+
+
+def test_a_whole_destroy_destroys_orphans_first(tmp_path: Path) -> None:
+    """A `.py` plugin imported from the config (as `import_plugin` plugins are), then dropped."""
+    from plugin_helpers import write_plugin
+
+    p = SandboxProject.create(tmp_path / "p")
+    write_plugin(
+        p.root,
+        "marker",
+        '@hookimpl\ndef stagegraph_stages():\n    yield stage("015-marker", ("01-terraform-state",), 15)\n',
+    )
+    p.edit_config(lambda c: c.setdefault("stagegraph", {}).update(plugins={"import": ["marker.py"]}))
+    p.doit("deploy", "--stop-at", "02-infrastructure")
+    assert {"01-terraform-state", "015-marker", "02-infrastructure"} <= set(p.records())
+    p.edit_config(lambda c: c["stagegraph"].update(plugins={"import": []}))
+    assert "015-marker" in failure(p, "deploy")
+
+    p.doit("destroy")
+    records = p.records()
+    assert {name: r["status"] for name, r in records.items()} == {
+        "01-terraform-state": "destroyed",
+        "015-marker": "destroyed",
+        "02-infrastructure": "destroyed",
+    }
+    # The orphan went first, before the stage it was built on.
+    assert records["015-marker"]["attempted_at"] < records["01-terraform-state"]["attempted_at"]
+    assert folder_of(p, "015-marker") is None
