@@ -100,9 +100,9 @@ def do_destroy_orphans(s: Session, stage: Sequence[str]) -> None:
     if s.load_error is not None:
         raise s.load_error
     rt = s.runtime()
-    s.hold_lock("destroy_orphans")
+    s.hold_lock(s.command_name())  # also runs first in a whole `doit destroy`
     done = destroy_orphans(rt, s.graph.names, stage)
-    if not done:
+    if not done and s.command_name() == "destroy_orphans":
         print("no stage left the graph: nothing to destroy")
 
 
