@@ -258,7 +258,7 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         }
 
     def task_status() -> TaskDict:
-        """Per stage: applied, stale, never applied, failed or destroyed, and when."""
+        """Per stage: applied, stale, never applied, failed or destroyed, and when; orphans too."""
         return {"actions": [(failing_cleanly(actions.do_status), [s])], "verbosity": 2}
 
     def task_why() -> TaskDict:
