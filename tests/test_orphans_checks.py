@@ -113,3 +113,24 @@ def test_secret_variables_need_the_plugin(project: Project) -> None:
         "stage 045-x reads secret variables (api_token) that only its plugin can resolve; enable the "
         "plugin again and run `doit destroy:045-x`"
     )
+
+
+def test_status_lists_orphans_and_unreadable_records_of_unknown_stages(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stagegraph.actions import do_status
+    from stagegraph.tasks import Session
+
+    shutil.copy(ROOT / "dodo.py", project.root / "dodo.py")
+    session = Session(project.root, ["doit", "status"], str(project.config_path))
+    applied(session.project, "045-applied", source="hello")
+    (session.project.records.directory / "046-garbled.json").write_text("{not json")
+    do_status(session)
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows["045-applied"].split()[1] == "orphaned"
+    assert rows["045-applied"].endswith(
+        "not in the graph (plugin hello disabled or uninstalled); `doit destroy_orphans` destroys it"
+    )
+    assert rows["046-garbled"].split()[1:3] == ["unknown", "-"]
+    assert "unreadable deploy record" in rows["046-garbled"]
+    assert rows["01-terraform-state"].split()[1:3] == ["never", "applied"]

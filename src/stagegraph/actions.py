@@ -123,6 +123,10 @@ def do_status(s: Session) -> None:
         by = f"plugin {orphan.plugin}" if orphan.plugin else "its plugin"
         note = f"not in the graph ({by} disabled or uninstalled); `doit {TASK}` destroys it"
         rows.append((orphan.stage, "orphaned", when, note))
+    _, unreadable = s.project.records.scan()
+    for name, problem in sorted(unreadable.items()):
+        if name not in s.graph:  # a stage in the graph shows its own problem above
+            rows.append((name, "unknown", "-", str(problem)))
     width = max(len(r[0]) for r in rows)
     print(f"{'stage':<{width}}  {'state':<13}  {'last applied (UTC)':<19}  note")
     for name, state, when, note in rows:

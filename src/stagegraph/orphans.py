@@ -96,7 +96,7 @@ def _maybe_left(project: Project, name: str, record: StageRecord) -> bool:
 def find_orphans(project: Project, graph_names: Iterable[str]) -> list[Orphan]:
     """Every record of a stage not in the graph whose resources may still exist, by name."""
     names = set(graph_names)
-    records, _unreadable = project.records.scan()  # unreadable records: `status` shows them
+    records, _unreadable = project.records.scan()  # `status` lists unreadable ones as unknown
     return [
         Orphan(name, record)
         for name, record in sorted(records.items())
