@@ -303,6 +303,14 @@ def apply_plan(rt: Runtime, name: str) -> None:
             return
         raise DeployError(f"stage {name} has no saved plan; run `doit plan` first")
     plan = record.plan
+    # The record is a file in the deployment folder, so untrusted: the plan it names must be
+    # the stage's own plan file, which is then the only file this touches.
+    plan_path = project.stage_dir(stage) / PLAN_FILE
+    if Path(plan.path) != plan_path:
+        raise DeployError(
+            f"{project.records.path(name)}: plan.path: {plan.path!r} is not this stage's plan file "
+            f"{plan_path}; run `doit plan` again"
+        )
     if plan.used_mock:
         raise DeployError(
             f"stage {name}: its saved plan was made against mock outputs of stages that were not "
@@ -318,7 +326,7 @@ def apply_plan(rt: Runtime, name: str) -> None:
     ctx = stage_context(rt, stage, "apply", variables, env, record)
     try:
         _run_preflight(rt, stage)
-        result = driver_of(stage).apply_plan(ctx, Path(plan.path))
+        result = driver_of(stage).apply_plan(ctx, plan_path)
         outputs = _validated_outputs(stage, result.outputs)
         _run_check(rt, stage, outputs)
     except StagegraphError as exc:
@@ -336,6 +344,6 @@ def apply_plan(rt: Runtime, name: str) -> None:
         runner=result.runner,
         init_digest=result.init_digest,
     )
-    Path(plan.path).unlink(missing_ok=True)
+    plan_path.unlink(missing_ok=True)
     rt.summary.add(name, "applied", duration, "saved plan")
     rt.console.finish(name, "applied (saved plan)", duration)

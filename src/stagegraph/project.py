@@ -99,7 +99,16 @@ class Project:
 
     @property
     def output_root(self) -> Path:
-        return self.root / self.config.stagegraph.output_directory
+        from stagegraph.confine import OutsideError, is_within
+
+        out = self.root / self.config.stagegraph.output_directory
+        if not is_within(out, self.root):
+            # The config's value is checked by its model; a committed symlink is not.
+            raise OutsideError(
+                f"{out}: stagegraph.output_directory leads outside the deployment folder "
+                f"{self.root} through a symlink; make it a plain folder"
+            )
+        return out
 
     def stage_dir(self, stage: Stage) -> Path:
         return self.output_root / stage.directory(self.config.provider)

@@ -384,17 +384,15 @@ def _render_uptodate(s: Session, name: str) -> Callable[[], bool]:
     def check() -> bool:
         if s.load_error is not None:
             return False
-        from stagegraph.render import is_current, render_inputs
+        from stagegraph.render import RenderedStage, is_current, render_inputs
 
         try:
             stage = s.graph[name]
             inputs = render_inputs(stage, s.project.config, s.project.lock)
+            digest = RenderedStage(name, stage.directory(s.project.config.provider), {}, inputs).digest
+            return is_current(s.project.stage_dir(stage), digest)
         except StagegraphError:
-            return False
-        from stagegraph.render import RenderedStage
-
-        digest = RenderedStage(name, stage.directory(s.project.config.provider), {}, inputs).digest
-        return is_current(s.project.stage_dir(stage), digest)
+            return False  # the action reports it
 
     return check
 
