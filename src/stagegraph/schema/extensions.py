@@ -46,7 +46,11 @@ def unique_names(helm: Sequence[HelmExtension], tf: Sequence[TerraformExtension]
     same name twice (in one list or across both) is left to catch here.
     """
     seen: dict[str, str] = {}
-    for field, items in (("helm_extensions", helm), ("tf_extensions", tf)):
+    lists: tuple[tuple[str, Sequence[HelmExtension | TerraformExtension]], ...] = (
+        ("helm_extensions", helm),
+        ("tf_extensions", tf),
+    )
+    for field, items in lists:
         for i, ext in enumerate(items):
             where = f"{field}.{i}.name"
             if ext.name in seen:
