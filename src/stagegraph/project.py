@@ -77,9 +77,11 @@ class Project:
         """
         import yaml
 
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # a safe loader, C when built
+        from stagegraph.configfile import load_yaml_bounded
+
         try:
-            data = yaml.load(self.config_path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
+            # Bounded like the validating read: an alias bomb must not hang `doit list`.
+            data = load_yaml_bounded(self.config_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             return {}  # the actions' validation reports the real problem
         return data if isinstance(data, dict) else {}
