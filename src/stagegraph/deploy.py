@@ -32,6 +32,7 @@ from stagegraph.inputs import current_inputs, secret_env, upstream_outputs, vari
 from stagegraph.records import PlanInfo, StageRecord
 from stagegraph.stage import CheckContext, Stage, Upstream
 from stagegraph.status import is_up_to_date
+from stagegraph.tfstate import StateError, check_state, identity_after_apply
 
 if TYPE_CHECKING:
     from stagegraph.console import Console
@@ -197,7 +198,8 @@ def apply_stage(rt: Runtime, name: str) -> None:
         env, digests = secret_env(project, stage)
         inputs = deploy_inputs(stage, files, variables, project.lock, digests, render_inputs_of(stage_dir))
         fp = fingerprint(inputs)
-        if record is not None and record.status == "applied" and record.fingerprint == fp:
+        older_state = check_state(name, stage_dir, record.state if record else None)
+        if record is not None and record.status == "applied" and record.fingerprint == fp and not older_state:
             # doit's database can be lost (SIGKILL); our record still says done.
             rt.summary.add(name, "skipped", 0.0, "up to date")
             rt.console.line(name, "up to date")
@@ -208,6 +210,10 @@ def apply_stage(rt: Runtime, name: str) -> None:
         result = driver_of(stage).apply(ctx)
         outputs = _validated_outputs(stage, result.outputs)
         _run_check(rt, stage, outputs)
+    except StateError as exc:
+        # Refused before anything ran: the record stays as it is (still "state lost").
+        rt.summary.add(name, "failed", 0.0, str(exc))
+        raise
     except StagegraphError as exc:
         record_failure(rt, stage, started, time.monotonic() - t0, exc, ctx.log_path if ctx else None)
         raise
@@ -222,6 +228,7 @@ def apply_stage(rt: Runtime, name: str) -> None:
         log=ctx.log_path,
         runner=result.runner,
         init_digest=result.init_digest,
+        state=identity_after_apply(stage_dir),
     )
     reason = "; ".join(changed_inputs(record.inputs, inputs)[:3]) if record else "first apply"
     rt.summary.add(name, "applied", duration, reason)
@@ -257,6 +264,7 @@ def plan_stage(rt: Runtime, name: str) -> None:
     env, digests = secret_env(project, stage)
     inputs = deploy_inputs(stage, files, variables, project.lock, digests, render_inputs_of(stage_dir))
     record = project.records.get(name)
+    check_state(name, stage_dir, record.state if record else None)
     rt.console.start(name)
     t0 = time.monotonic()
     ctx = stage_context(rt, stage, "plan", variables, env, record)
@@ -316,6 +324,7 @@ def apply_plan(rt: Runtime, name: str) -> None:
             f"stage {name}: its saved plan was made against mock outputs of stages that were not "
             "applied then; run `doit plan` again now that they are (or use `doit deploy`)"
         )
+    check_state(name, project.stage_dir(stage), record.state)
     inputs = current_inputs(project, stage)
     if fingerprint(inputs) != plan.fingerprint:
         raise DeployError(f"stage {name}: inputs changed since its plan was made; run `doit plan` again")
@@ -343,6 +352,7 @@ def apply_plan(rt: Runtime, name: str) -> None:
         log=ctx.log_path,
         runner=result.runner,
         init_digest=result.init_digest,
+        state=identity_after_apply(project.stage_dir(stage)),
     )
     plan_path.unlink(missing_ok=True)
     rt.summary.add(name, "applied", duration, "saved plan")

@@ -245,6 +245,14 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         """Name exactly which inputs of a stage changed since its last apply: doit why STAGE."""
         return {"actions": [(failing_cleanly(actions.do_why), [s])], "pos_arg": "stages", "verbosity": 2}
 
+    def task_forget_state() -> TaskDict:
+        """Accept that a stage's Terraform state is lost: forget its record: doit forget_state STAGE."""
+        return {
+            "actions": [(failing_cleanly(actions.do_forget_state), [s])],
+            "pos_arg": "stages",
+            "verbosity": 2,
+        }
+
     def task_graph() -> TaskDict:
         """Each stage's dependencies, config sections and pins (--svg FILE, --dot FILE)."""
         return {
@@ -332,6 +340,7 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         task_destroy,
         task_status,
         task_why,
+        task_forget_state,
         task_graph,
         task_init,
         task_schema,
