@@ -32,6 +32,7 @@ from stagegraph.inputs import current_inputs, secret_env, upstream_outputs, vari
 from stagegraph.records import PlanInfo, StageRecord
 from stagegraph.stage import CheckContext, Stage, Upstream
 from stagegraph.status import is_up_to_date
+from stagegraph.tfprocess import ShuttingDownError, stopping
 from stagegraph.tfstate import StateError, check_state, identity_after_apply
 
 if TYPE_CHECKING:
@@ -100,7 +101,8 @@ def _progress_filter(write: Callable[[str], None]) -> Callable[[str], None]:
         return write
 
     def show(line: str) -> None:
-        if any(marker in line for marker in _PROGRESS):
+        # Once a signal stopped the run, Terraform's "interrupted" errors stay in the log.
+        if any(marker in line for marker in _PROGRESS) and not stopping():
             write(line.strip())
 
     return show
@@ -214,6 +216,8 @@ def apply_stage(rt: Runtime, name: str) -> None:
         # Refused before anything ran: the record stays as it is (still "state lost").
         rt.summary.add(name, "failed", 0.0, str(exc))
         raise
+    except ShuttingDownError:
+        raise  # not started: the run is stopping; the next deploy applies it
     except StagegraphError as exc:
         record_failure(rt, stage, started, time.monotonic() - t0, exc, ctx.log_path if ctx else None)
         raise
@@ -248,7 +252,8 @@ def record_failure(
     message = prefix + (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     rt.project.records.record_failure(stage.name, message, log, attempted_at=started, duration_s=duration)
     rt.summary.add(stage.name, "failed", duration, message)
-    rt.console.show_failure(stage.name, message, list(getattr(exc, "tail", []) or []), log)
+    if not stopping():  # interrupted by a signal: its one line is all the user needs
+        rt.console.show_failure(stage.name, message, list(getattr(exc, "tail", []) or []), log)
 
 
 # --- plan ---------------------------------------------------------------------------------

@@ -421,9 +421,11 @@ def _destroyed_uptodate(s: Session, name: str) -> Callable[[], bool]:
 def session_from_doit(root: Path) -> Session:
     from doit import get_var
 
+    from stagegraph import signals
     from stagegraph.doitdb import recover_doit_db
     from stagegraph.plugins.manager import set_command_line_imports, split_imports
 
+    signals.install()
     set_command_line_imports(split_imports(get_var("import_plugin", None)))
     # Before doit opens its database (it does so after loading dodo.py).
     moved = recover_doit_db(root)
