@@ -233,6 +233,7 @@ def apply_stage(rt: Runtime, name: str) -> None:
         runner=result.runner,
         init_digest=result.init_digest,
         state=identity_after_apply(stage_dir),
+        source=stage.source,
     )
     reason = "; ".join(changed_inputs(record.inputs, inputs)[:3]) if record else "first apply"
     rt.summary.add(name, "applied", duration, reason)
@@ -358,6 +359,7 @@ def apply_plan(rt: Runtime, name: str) -> None:
         runner=result.runner,
         init_digest=result.init_digest,
         state=identity_after_apply(project.stage_dir(stage)),
+        source=stage.source,
     )
     plan_path.unlink(missing_ok=True)
     rt.summary.add(name, "applied", duration, "saved plan")

@@ -70,6 +70,9 @@ class StageRecord(BaseModel):
     #: The local Terraform state the last successful apply left (None: none to check,
     #: such as a remote backend, or a record older than this field).
     state: StateIdentity | None = None
+    #: Who brought the stage ("stagegraph" or a plugin's name), so that a stage which left
+    #: the graph can say which plugin to enable again. None in records of older releases.
+    source: str | None = None
 
 
 class RecordError(StagegraphError):
@@ -208,6 +211,7 @@ class RecordStore:
         init_digest: str | None = None,
         applied_at: datetime | None = None,
         state: StateIdentity | None = None,
+        source: str | None = None,
     ) -> StageRecord:
         """Write the record of a successful apply (any saved plan is spent by it)."""
         record = StageRecord(
@@ -225,6 +229,7 @@ class RecordStore:
             init_digest=init_digest,
             plan=None,
             state=state,
+            source=source,
         )
         self.put(record)
         return record
@@ -307,6 +312,7 @@ class RecordStore:
                 runner=previous.runner if previous else None,
                 init_digest=previous.init_digest if previous else None,
                 plan=None,
+                source=previous.source if previous else None,
             )
             self._write(self.path(stage), record.model_dump_json(indent=2) + "\n")
         return record
