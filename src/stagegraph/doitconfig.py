@@ -6,6 +6,8 @@ from typing import Any
 
 from doit.reporter import ConsoleReporter
 
+from stagegraph.doitdb import DOIT_DB
+
 
 class StagegraphReporter(ConsoleReporter):  # type: ignore[misc]
     """doit's console reporter, minus the noise around our own stage output.
@@ -46,5 +48,5 @@ DOIT_CONFIG: dict[str, Any] = {
     "verbosity": 2,
     "backend": "json",
     # dodo_namespace (stagegraph.tasks) puts it in the deployment's own .stagegraph/.
-    "dep_file": ".stagegraph/doit-db.json",
+    "dep_file": DOIT_DB,
 }

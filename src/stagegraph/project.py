@@ -115,9 +115,11 @@ class Project:
         """
         import yaml
 
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # a safe loader, C when built
+        from stagegraph.configfile import load_yaml_bounded
+
         try:
-            data = yaml.load(self.config_path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
+            # Bounded like the validating read: an alias bomb must not hang `doit list`.
+            data = load_yaml_bounded(self.config_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             return {}  # the actions' validation reports the real problem
         return data if isinstance(data, dict) else {}
@@ -142,7 +144,17 @@ class Project:
 
     @property
     def output_root(self) -> Path:
-        return self.layout.output_root(self.config.stagegraph.output_directory, self.config_name)
+        from stagegraph.confine import OutsideError, is_within
+
+        # The config's value is checked by its model (stagegraph.schema.tool); a committed
+        # symlink is not.
+        out = self.layout.output_root(self.config.stagegraph.output_directory)
+        if not is_within(out, self.home):
+            raise OutsideError(
+                f"{out}: stagegraph.output_directory leads outside the deployment folder "
+                f"{self.home} through a symlink; make it a plain folder"
+            )
+        return out
 
     def check_identity(self, *, record: bool, raw: bool = False) -> None:
         """Refuse a config that does not match the deployment recorded in its home folder.
