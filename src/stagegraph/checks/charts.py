@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -59,14 +60,47 @@ class ChartData:
         data = json.loads(path.read_text(encoding="utf-8"))
         return data if isinstance(data, dict) else None
 
-    def crds(self) -> Iterator[dict[str, Any]]:
-        """Every CustomResourceDefinition the chart (and its subcharts) ships."""
+    def crds(self, wanted: Iterable[tuple[str, str]] | None = None) -> Iterator[dict[str, Any]]:
+        """Every CustomResourceDefinition the chart (and its subcharts) ships.
+
+        With `wanted` (group, kind) pairs, only files whose text names one of them are
+        parsed: CRD files run to megabytes and a render uses a few of their kinds.
+        """
+        pairs = list(wanted) if wanted is not None else None
         for path in sorted(self.root.rglob("*.yaml")):
             if "crds" not in path.relative_to(self.root).parts:
                 continue
-            for doc in yaml.load_all(path.read_text(encoding="utf-8"), Loader=DataLoader):
-                if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+            if pairs is not None:
+                groups, kinds = _names(path)
+                if not any(g in groups and k in kinds for g, k in pairs):
+                    continue
+            for doc in _crd_documents(path):
+                if (
+                    pairs is None
+                    or (
+                        (doc.get("spec") or {}).get("group"),
+                        ((doc.get("spec") or {}).get("names") or {}).get("kind"),
+                    )
+                    in pairs
+                ):
                     yield doc
+
+
+_LINE = re.compile(r"^\s*(group|kind):\s*['\"]?([\w.-]+)['\"]?\s*$", re.MULTILINE)
+
+
+@lru_cache(maxsize=512)
+def _names(path: Path) -> tuple[frozenset[str], frozenset[str]]:
+    """The values of every `group:` and `kind:` line of a YAML file (cheap, before a parse)."""
+    found = _LINE.findall(path.read_text(encoding="utf-8"))
+    return frozenset(v for k, v in found if k == "group"), frozenset(v for k, v in found if k == "kind")
+
+
+@lru_cache(maxsize=512)
+def _crd_documents(path: Path) -> tuple[dict[str, Any], ...]:
+    # Cached per process: `doit check` runs once, the test suite checks many renders.
+    docs = yaml.load_all(path.read_text(encoding="utf-8"), Loader=DataLoader)
+    return tuple(d for d in docs if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition")
 
 
 class DataLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -77,6 +111,12 @@ class DataLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore
 
 
 DataLoader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+
+
+@lru_cache(maxsize=64)
+def _chart_data(chart: str, version: str, root: Path, source: str) -> ChartData:
+    # One object per folder and process, so its parsed values and schema are read once.
+    return ChartData(chart, version, root, source)
 
 
 def _yaml_mapping(path: Path) -> dict[str, Any]:
@@ -108,11 +148,11 @@ class ChartStore:
         for folder in self.folders:
             root = folder / chart / version
             if root.is_dir():
-                return ChartData(chart, version, root, str(folder))
+                return _chart_data(chart, version, root, str(folder))
         if self.cache_dir is not None:
             cached = self.cache_dir / chart / version
             if (cached / _COMPLETE).is_file():
-                return ChartData(chart, version, cached, "cache")
+                return _chart_data(chart, version, cached, "cache")
         looked = ", ".join(str(f) for f in self.folders) or "no local chart folder"
         if self.fetcher is None or self.cache_dir is None or not repository:
             return f"no data for chart {chart} {version} (looked in {looked}; fetching is off)"

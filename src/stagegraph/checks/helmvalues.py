@@ -22,7 +22,7 @@ from typing import Any
 
 from stagegraph.checks import CheckRun, Finding, register
 from stagegraph.checks.charts import ChartData
-from stagegraph.checks.tfeval import UNKNOWN, Evaluator, contains_unknown, resources
+from stagegraph.checks.tfeval import Evaluator, contains_unknown, resources
 
 NAME = "helm-values"
 
@@ -36,6 +36,21 @@ SPLICED: dict[tuple[str, str], tuple[str, int]] = {
     ("keycloakx", "extraContainers"): ("containers:\n  - name: x\n    image: x\n", 2),
     ("keycloakx", "extraInitContainers"): ("initContainers:\n  - name: x\n    image: x\n", 2),
     ("keycloakx", "extraPorts"): ("ports:\n  - name: http\n    containerPort: 8080\n", 2),
+}
+
+
+#: Maps that a chart documents as open although its values.yaml shows example keys and its
+#: schema (if any) names some: other keys at that level are the user's, not the chart's
+#: (the keys the chart knows are still checked below them). A path ending in `.*` is
+#: free-form all the way down.
+FREE_FORM: dict[str, tuple[str, ...]] = {
+    # values.yaml: "ports: ... you can add more entrypoints" (Nebari adds ssh and minio).
+    "traefik": ("ports",),
+    # grafana.ini is Grafana's own INI file as a map; any section and key of Grafana's.
+    "kube-prometheus-stack": ("grafana.grafana.ini.*",),
+    # values.yaml documents `bucketNames` commented out under loki.storage; limits_config is
+    # Loki's own configuration section, written out with toYaml.
+    "loki": ("loki.storage", "loki.limits_config.*"),
 }
 
 
@@ -78,7 +93,10 @@ def _schema_props(schema: Any) -> tuple[dict[str, Any], bool]:
     if not isinstance(schema, dict):
         return {}, False
     props = dict(schema.get("properties") or {})
-    open_ = bool(schema.get("patternProperties")) or isinstance(schema.get("additionalProperties"), dict)
+    # Only an explicit `additionalProperties` (true or a schema) opens a map: JSON Schema's
+    # default allows any key, but a chart schema that lists properties means those.
+    extra = schema.get("additionalProperties")
+    open_ = bool(schema.get("patternProperties")) or extra is True or isinstance(extra, dict)
     for key in ("allOf", "anyOf", "oneOf"):
         for sub in schema.get(key) or []:
             more, more_open = _schema_props(sub)
@@ -87,10 +105,13 @@ def _schema_props(schema: Any) -> tuple[dict[str, Any], bool]:
     return props, open_
 
 
-def unknown_keys(values: Any, defaults: Any, schema: Any, path: str = "") -> Iterator[str]:
-    if not isinstance(values, dict):
+def unknown_keys(
+    values: Any, defaults: Any, schema: Any, path: str = "", free: tuple[str, ...] = ()
+) -> Iterator[str]:
+    if not isinstance(values, dict) or f"{path}.*" in free:
         return
     props, open_ = _schema_props(schema)
+    open_ = open_ or path in free
     for key, value in values.items():
         here = f"{path}.{key}" if path else str(key)
         in_defaults = isinstance(defaults, dict) and key in defaults
@@ -101,9 +122,9 @@ def unknown_keys(values: Any, defaults: Any, schema: Any, path: str = "") -> Ite
         sub_defaults = defaults.get(key) if in_defaults else None
         sub_schema = props.get(key)
         sub_props, sub_open = _schema_props(sub_schema)
-        free = not (isinstance(sub_defaults, dict) and sub_defaults) and not sub_props
-        if isinstance(value, dict) and not free and not (sub_open and not sub_defaults):
-            yield from unknown_keys(value, sub_defaults, sub_schema, here)
+        free_map = not (isinstance(sub_defaults, dict) and sub_defaults) and not sub_props
+        if isinstance(value, dict) and not free_map and not (sub_open and not sub_defaults):
+            yield from unknown_keys(value, sub_defaults, sub_schema, here, free)
 
 
 def schema_errors(merged: dict[str, Any], schema: dict[str, Any]) -> Iterator[str]:
@@ -136,12 +157,6 @@ def splice_errors(chart: str, values: Mapping[str, Any]) -> Iterator[str]:
             yield f"{key}: the chart splices it under a YAML list; it must be list items ('- name: ...')"
 
 
-def _evaluated(values: Any) -> Any:
-    if values is UNKNOWN:
-        return UNKNOWN
-    return values
-
-
 @register(NAME, "Helm values against the pinned charts' values.schema.json and default values")
 def check_helm_values(run: CheckRun) -> Iterator[Finding]:
     missing: dict[str, str] = {}
@@ -159,11 +174,14 @@ def check_helm_values(run: CheckRun) -> Iterator[Finding]:
                     missing[f"{chart} {version}"] = data
                     yield Finding.skipped(stage.name, NAME, f"{where}: {data}")
                     continue
-                yield from _check_release(stage.name, where, data, release_values(res.body, ev))
+                shaped = release_values(res.body, Evaluator(doc, shape=True))
+                yield from _check_release(stage.name, where, data, release_values(res.body, ev), shaped)
 
 
-def _check_release(stage: str, where: str, data: ChartData, values: dict[str, Any]) -> Iterator[Finding]:
-    for key in unknown_keys(values, data.values, data.schema):
+def _check_release(
+    stage: str, where: str, data: ChartData, values: dict[str, Any], shaped: dict[str, Any]
+) -> Iterator[Finding]:
+    for key in unknown_keys(values, data.values, data.schema, free=FREE_FORM.get(data.chart, ())):
         yield Finding.problem(
             stage,
             NAME,
@@ -176,5 +194,5 @@ def _check_release(stage: str, where: str, data: ChartData, values: dict[str, An
         merged = coalesce(data.values, values)
         for message in schema_errors(merged, data.schema):
             yield Finding.problem(stage, NAME, f"{where}: {message} [values.schema.json]")
-    for message in splice_errors(data.chart, values):
+    for message in splice_errors(data.chart, shaped):
         yield Finding.problem(stage, NAME, f"{where}: {message}")

@@ -14,11 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import yaml
 
 from stagegraph.checks import CheckRun, Finding, StageRender, register
+from stagegraph.checks.charts import DataLoader
 from stagegraph.checks.crdschema import CrdIndex
 from stagegraph.checks.tfeval import UNKNOWN, Evaluator, contains_unknown, resources
 
@@ -46,7 +48,7 @@ class KubeObject:
 def objects_of(stage: StageRender) -> Iterator[KubeObject | str]:
     """The stage's Kubernetes objects; a str is a body that cannot be known before apply."""
     for name, text in stage.yaml_files().items():
-        for doc in yaml.safe_load_all(text):
+        for doc in yaml.load_all(text, Loader=DataLoader):
             if isinstance(doc, dict):
                 yield KubeObject(name, doc)
     for file, doc in stage.terraform_documents().items():
@@ -116,17 +118,27 @@ class KubeSchemas:
         return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
-def _crd_index(run: CheckRun, findings: list[Finding]) -> CrdIndex:
+@lru_cache(maxsize=4)
+def kube_schemas(version: str) -> KubeSchemas:
+    return KubeSchemas(version)
+
+
+def _crd_index(run: CheckRun, objects: list[tuple[str, KubeObject | str]]) -> CrdIndex:
+    """CRDs of the pinned charts for the custom kinds the render uses, then the render's own."""
+    wanted = {
+        (str(o.body.get("apiVersion", "")).rpartition("/")[0], str(o.body.get("kind", "")))
+        for _, o in objects
+        if isinstance(o, KubeObject) and "." in str(o.body.get("apiVersion", ""))
+    }
     index = CrdIndex()
     for key, pin in sorted(run.lock.helm_charts.items()):
         data = run.charts.get(pin.chart, pin.version, pin.repository)
         if isinstance(data, str):
             continue  # reported by name when a custom resource of its group needs it
-        index.add_all(data.crds(), f"chart {pin.chart} {pin.version} ({key})")
-    for stage in run.stages:
-        for obj in objects_of(stage):
-            if isinstance(obj, KubeObject) and obj.body.get("kind") == "CustomResourceDefinition":
-                index.add(obj.body, f"{stage.name} {obj.where}")
+        index.add_all(data.crds(wanted), f"chart {pin.chart} {pin.version} ({key})")
+    for stage, obj in objects:
+        if isinstance(obj, KubeObject) and obj.body.get("kind") == "CustomResourceDefinition":
+            index.add(obj.body, f"{stage} {obj.where}")
     return index
 
 
@@ -148,50 +160,51 @@ def _name_problem(body: dict[str, Any]) -> str | None:
 
 @register(NAME, "Kubernetes objects against the API's strict schemas and the pinned charts' CRDs")
 def check_kubernetes_objects(run: CheckRun) -> Iterator[Finding]:
-    import jsonschema
-
-    findings: list[Finding] = []
-    version = run.lock.kubernetes.max_version.version
-    schemas = KubeSchemas(version)
-    crds = _crd_index(run, findings)
-    missing_groups: dict[str, set[str]] = {}
-    for stage in run.stages:
-        for obj in objects_of(stage):
-            if isinstance(obj, str):
-                yield Finding.skipped(stage.name, NAME, f"{obj}: body known only at apply time")
-                continue
-            api_version = str(obj.body.get("apiVersion", ""))
-            kind = str(obj.body.get("kind", ""))
-            prefix = f"{obj.where}: {obj.title}"
-            problem = _name_problem(obj.body)
-            if problem:
-                yield Finding.problem(stage.name, NAME, f"{prefix}: {problem}")
-            validator = schemas.validator(api_version, kind)
-            source = f"Kubernetes {schemas.version}"
-            if validator is None:
-                found = crds.get(api_version, kind)
-                if found is None:
-                    group = api_version.rpartition("/")[0]
-                    missing_groups.setdefault(stage.name, set()).add(f"{kind} ({api_version})")
-                    if not group:
-                        yield Finding.problem(
-                            stage.name,
-                            NAME,
-                            f"{prefix}: {api_version} {kind} is no kind of Kubernetes {schemas.version}",
-                        )
-                    continue
-                schema, source = found
-                validator = jsonschema.Draft202012Validator(schema)
-            for error in sorted(validator.iter_errors(obj.body), key=lambda e: list(e.absolute_path)):
-                if _about_placeholder(error.instance):
-                    continue
-                path = ".".join(str(p) for p in error.absolute_path) or "(top)"
-                yield Finding.problem(stage.name, NAME, f"{prefix}: {path}: {error.message} [{source}]")
-    for stage_name, kinds in sorted(missing_groups.items()):
+    schemas = kube_schemas(run.lock.kubernetes.max_version.version)
+    objects = [(stage.name, obj) for stage in run.stages for obj in objects_of(stage)]
+    crds = _crd_index(run, objects)
+    missing: dict[str, set[str]] = {}
+    for stage, obj in objects:
+        if isinstance(obj, str):
+            yield Finding.skipped(stage, NAME, f"{obj}: body known only at apply time")
+            continue
+        yield from _check_object(stage, obj, schemas, crds, missing)
+    for stage, kinds in sorted(missing.items()):
         yield Finding.skipped(
-            stage_name,
+            stage,
             NAME,
             f"no schema for {', '.join(sorted(kinds))}: neither Kubernetes {schemas.version} "
-            "nor the CRDs of the pinned charts found (see the helm-values skips for missing chart data)",
+            "nor the CRDs of the pinned charts have it (see the helm-values skips for missing chart data)",
         )
-    yield from findings
+
+
+def _check_object(
+    stage: str, obj: KubeObject, schemas: KubeSchemas, crds: CrdIndex, missing: dict[str, set[str]]
+) -> Iterator[Finding]:
+    import jsonschema
+
+    api_version = str(obj.body.get("apiVersion", ""))
+    kind = str(obj.body.get("kind", ""))
+    prefix = f"{obj.where}: {obj.title}"
+    problem = _name_problem(obj.body)
+    if problem:
+        yield Finding.problem(stage, NAME, f"{prefix}: {problem}")
+    validator = schemas.validator(api_version, kind)
+    source = f"Kubernetes {schemas.version}"
+    if validator is None:
+        found = crds.get(api_version, kind)
+        if found is None:
+            if "." in api_version.rpartition("/")[0]:
+                missing.setdefault(stage, set()).add(f"{kind} ({api_version})")
+            else:
+                yield Finding.problem(
+                    stage, NAME, f"{prefix}: {api_version} {kind} is no kind of Kubernetes {schemas.version}"
+                )
+            return
+        schema, source = found
+        validator = jsonschema.Draft202012Validator(schema)
+    for error in sorted(validator.iter_errors(obj.body), key=lambda e: [str(p) for p in e.absolute_path]):
+        if _about_placeholder(error.instance):
+            continue
+        path = ".".join(str(p) for p in error.absolute_path) or "(top)"
+        yield Finding.problem(stage, NAME, f"{prefix}: {path}: {error.message} [{source}]")

@@ -86,9 +86,12 @@ _LOCAL = re.compile(r"^local\.(?P<name>[A-Za-z_][A-Za-z0-9_-]*)$")
 class Evaluator:
     """Evaluates the values of one Terraform JSON document that need no Terraform."""
 
-    def __init__(self, doc: Mapping[str, Any]) -> None:
+    def __init__(self, doc: Mapping[str, Any], *, shape: bool = False) -> None:
         self._locals: Mapping[str, Any] = doc.get("locals") or {}
         self._busy: set[str] = set()
+        # shape: a template string keeps its text, each interpolation replaced by
+        # SHAPE_WORD; for checks of a string's form (YAML a chart splices), not its value.
+        self._shape = shape
 
     def value(self, raw: Any) -> Any:
         """A JSON value as Terraform reads it (every string is a template)."""
@@ -105,7 +108,7 @@ class Evaluator:
         if whole and _single_interpolation(text):
             return self.expression(whole.group("expr").strip())
         if _has_template(text):
-            return UNKNOWN
+            return _shape_of(text) if self._shape else UNKNOWN
         return text.replace("$${", "${").replace("%%{", "%{")
 
     def structure(self, text: Any) -> Any:
@@ -159,6 +162,21 @@ class Evaluator:
             return self.value(self._locals[name])
         finally:
             self._busy.discard(name)
+
+
+#: What an interpolation reads as in shape mode: a plain word in YAML and JSON strings.
+SHAPE_WORD = "stagegraph-unknown"
+_INNERMOST = re.compile(r"(?<![$%])[$%]\{[^{}]*\}")
+
+
+def _shape_of(text: str) -> str:
+    escaped = text.replace("$${", "\x00D").replace("%%{", "\x00P")
+    for _ in range(20):  # nesting depth of interpolations; renders use two at most
+        new = _INNERMOST.sub(SHAPE_WORD, escaped)
+        if new == escaped:
+            break
+        escaped = new
+    return escaped.replace("\x00D", "${").replace("\x00P", "%{")
 
 
 def _has_template(text: str) -> bool:
