@@ -111,7 +111,9 @@ def unknown_keys(
     if not isinstance(values, dict) or f"{path}.*" in free:
         return
     props, open_ = _schema_props(schema)
-    open_ = open_ or path in free
+    # At the root, schema generators write `additionalProperties: true` on every chart
+    # (traefik's): only the chart's own top-level keys are values there.
+    open_ = (open_ and path != "") or path in free
     for key, value in values.items():
         here = f"{path}.{key}" if path else str(key)
         in_defaults = isinstance(defaults, dict) and key in defaults
