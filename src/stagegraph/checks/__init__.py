@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 BUILTIN_MODULES: tuple[str, ...] = (
     "stagegraph.checks.kubeobjects",
     "stagegraph.checks.helmvalues",
+    "stagegraph.checks.secretrefs",
 )
 
 
