@@ -50,6 +50,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "stagegraph.checks.kubeobjects",
     "stagegraph.checks.helmvalues",
     "stagegraph.checks.secretrefs",
+    "stagegraph.checks.oauthredirects",
 )
 
 

@@ -100,7 +100,8 @@ CLIENTS: tuple[OAuthClient, ...] = (
     OAuthClient(
         "conda_store",
         "conda_store",
-        ("/conda-store/oauth_callback",),
+        # conda-store serves its callback with the trailing slash, and Keycloak compares exactly.
+        ("/conda-store/oauth_callback/",),
         ("conda-store",),
         ("view-realm", "view-users", "view-clients"),
     ),
