@@ -99,7 +99,10 @@ class Project:
 
     @property
     def output_root(self) -> Path:
-        return self.root / self.config.stagegraph.output_directory
+        out = self.config.stagegraph.output_directory
+        # A rehearsal keeps its own renders and Terraform state, so flipping the flag off
+        # never finds a twin's local state where a remote backend is about to be set up.
+        return self.root / (f"{out}-rehearsal" if self.config.stagegraph.rehearse else out)
 
     def stage_dir(self, stage: Stage) -> Path:
         return self.output_root / stage.directory(self.config.provider)
@@ -108,4 +111,4 @@ class Project:
     def records(self) -> RecordStore:
         from stagegraph.records import RecordStore
 
-        return RecordStore(self.state_dir)
+        return RecordStore(self.state_dir / "rehearsal" if self.config.stagegraph.rehearse else self.state_dir)
