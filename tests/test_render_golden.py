@@ -27,6 +27,10 @@ CONFIGS = {
     "nebari-init-local": ROOT.parent / "shared" / "fixtures" / "nebari" / "local.yaml",
     "nebari-init-existing": ROOT / "tests" / "fixtures" / "configs" / "nebari-existing.happy.yaml",
     "explicit-local": ROOT / "tests" / "fixtures" / "configs" / "explicit-local.happy.yaml",
+    "aws-typical": ROOT / "tests" / "fixtures" / "configs" / "aws-typical.happy.yaml",
+    "aws-existing-network-gpu": ROOT / "tests" / "fixtures" / "configs" / "aws-existing-network-gpu.happy.yaml",
+    "gcp-typical": ROOT / "tests" / "fixtures" / "configs" / "gcp.happy.yaml",
+    "azure-typical": ROOT / "tests" / "fixtures" / "configs" / "azure.happy.yaml",
 }
 
 
@@ -55,17 +59,3 @@ def test_golden_render(name: str, update_golden: bool) -> None:
         assert on_disk[rel] == data, (
             f"{rel} differs from tests/golden/{name}; rerun with --update-golden and review"
         )
-
-
-def test_cloud_providers_validate_but_say_rendering_comes_later() -> None:
-    from stagegraph.configfile import parse_config
-
-    text = (ROOT / "nebari-config.yaml").read_text()
-    fixtures = ROOT / "tests" / "fixtures" / "configs"
-    cloud = sorted(fixtures.glob("*aws*.happy.yaml")) or sorted(fixtures.glob("*amazon*.happy.yaml"))
-    assert cloud, "expected an aws fixture"
-    config = load_config(cloud[0])
-    stage = build_graph(BUILTIN_STAGES)["02-infrastructure"]
-    with pytest.raises(RenderError, match="provider 'aws' validates but is not rendered yet"):
-        render_stage(stage, config, LOCK, "lockfiles/versions.yaml")
-    assert parse_config(text, "nebari-config.yaml").provider == "sandbox"

@@ -27,6 +27,12 @@ def do_validate(s: Session) -> None:
     for stage in s.graph.stages:
         for key in stage.pins:
             project.lock.pin(key, file=project.lockfile_name, user=f"stage {stage.name}")
+    from stagegraph.stages.cloud.versions import check_config_version
+
+    max_version = project.lock.pin("kubernetes.max_version", file=project.lockfile_name)
+    check_config_version(
+        project.config, getattr(max_version, "version", ""), project.config_name, project.lockfile_name
+    )
     print(
         f"{project.config_name}: valid (provider {project.config.provider}, "
         f"{len(s.graph.stages)} stages, {len(project.lock.keys())} pins in {project.lockfile_name})"

@@ -18,8 +18,10 @@ _SHAPES = {
     "azure": r"^(Standard|Basic)_[A-Za-z0-9]+(_[A-Za-z0-9]+)*$",
 }
 _EXAMPLES = {"aws": "m5.xlarge", "gcp": "e2-standard-4", "azure": "Standard_D4_v3"}
+_LABELS = {"aws": "an AWS", "gcp": "a GCP", "azure": "an Azure"}
 #: Families whose machines carry NVIDIA GPUs (EKS GPU AMI; GKE guest accelerators).
 _GPU_FAMILY = {"aws": r"^(g\d|gr\d|p\d)", "gcp": r"^(n1|a2|a3|a4|g2|g4)-"}
+_GPU_NAMES = {"aws": "g4dn, g5, g6, p3, p4d, p5, ...", "gcp": "n1 with an accelerator, a2, a3, a4, g2, g4"}
 
 
 @functools.cache
@@ -30,9 +32,9 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 def instance_problem(provider: str, instance: str, *, gpu: bool) -> str | None:
     """Why `instance` cannot be a machine type of `provider`, or None."""
     if not _compiled(_SHAPES[provider]).match(instance):
-        return f"not a {provider} machine type (they look like {_EXAMPLES[provider]})"
+        return f"not {_LABELS[provider]} machine type (they look like {_EXAMPLES[provider]})"
     family = _GPU_FAMILY.get(provider)
     if gpu and family and not _compiled(family).match(instance):
         kind = "gpu: true" if provider == "aws" else "guest_accelerators"
-        return f"{kind} needs a GPU machine family ({family.strip('^()').replace('|', ', ')})"
+        return f"{kind} needs a GPU machine family ({_GPU_NAMES[provider]})"
     return None

@@ -143,7 +143,8 @@ class NodeGroup(Section):
 
 def _region(provider: str, value: str) -> str:
     if not known_region(provider, value):
-        raise ValueError(f"not a {provider} region this release knows; {region_hint(provider, value)}")
+        label = {"aws": "an AWS", "gcp": "a GCP", "azure": "an Azure"}[provider]
+        raise ValueError(f"not {label} region this release knows; {region_hint(provider, value)}")
     return value
 
 

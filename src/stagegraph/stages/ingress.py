@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import Field
 
 from stagegraph.stage import RenderContext, Rendered, Stage, StageIO, Upstream
+from stagegraph.stages.cloud import ingress as cloud_ingress
 from stagegraph.stages.common import ClusterNamespaceInputs, cluster_module, deep_merge, helm_release
 from stagegraph.stages.infrastructure import InfrastructureOutputs
 from stagegraph.stages.kubernetes_initialize import InitializeOutputs
@@ -77,13 +78,15 @@ def traefik_values(ctx: RenderContext) -> dict[str, Any]:
 
 def render(ctx: RenderContext) -> Rendered:
     m = cluster_module(ctx, NAME, ("kubernetes", "helm"))
+    # Cloud load balancer settings go under Traefik's values and the user's overrides.
+    values = deep_merge(cloud_ingress.service_values(ctx), traefik_values(ctx))
     traefik = helm_release(
         m,
         ctx,
         "traefik",
         "traefik",
         "${var.namespace}",
-        literal(traefik_values(ctx)),
+        literal(values),
         wait=True,
     )
     service = m.data(
@@ -94,10 +97,8 @@ def render(ctx: RenderContext) -> Rendered:
             "depends_on": depends(traefik),
         },
     )
-    address = service.attr(
-        "status[0].load_balancer[0].ingress[0].ip",
-        sandbox="127.0.0.1",
-    )
+    address = cloud_ingress.address(ctx, service, "127.0.0.1")
+    cloud_ingress.render_dns(ctx, m, address, ("kubernetes", "helm"))
     m.output("load_balancer_address", address, "Address of the ingress load balancer.")
     m.output("domain", literal(ctx.config.domain), "Domain the platform answers on.")
     m.output("certificate_type", ctx.config.certificate.type, "Kind of TLS certificate.")
@@ -109,13 +110,14 @@ STAGE = Stage(
     description="Traefik ingress, its load balancer and the TLS certificate",
     render=render,
     depends_on=("02-infrastructure", "03-kubernetes-initialize"),
-    config_sections=("certificate", "ingress", "domain"),
+    config_sections=("certificate", "ingress", "domain", *cloud_ingress.SECTIONS),
     pins=(
         "terraform",
         "providers.kubernetes",
         "providers.helm",
         "helm_charts.traefik",
         "images.traefik",
+        *cloud_ingress.PINS,
     ),
     inputs=ClusterNamespaceInputs,
     connect=connect,
