@@ -12,7 +12,6 @@ import pytest
 from goldenfiles import read_golden, write_golden
 
 from stagegraph.configfile import load_config
-from stagegraph.errors import RenderError
 from stagegraph.graph import build_graph
 from stagegraph.lockfile import load_lockfile
 from stagegraph.render import render_stage
@@ -28,7 +27,11 @@ CONFIGS = {
     "nebari-init-existing": ROOT / "tests" / "fixtures" / "configs" / "nebari-existing.happy.yaml",
     "explicit-local": ROOT / "tests" / "fixtures" / "configs" / "explicit-local.happy.yaml",
     "aws-typical": ROOT / "tests" / "fixtures" / "configs" / "aws-typical.happy.yaml",
-    "aws-existing-network-gpu": ROOT / "tests" / "fixtures" / "configs" / "aws-existing-network-gpu.happy.yaml",
+    "aws-existing-network-gpu": ROOT
+    / "tests"
+    / "fixtures"
+    / "configs"
+    / "aws-existing-network-gpu.happy.yaml",
     "gcp-typical": ROOT / "tests" / "fixtures" / "configs" / "gcp.happy.yaml",
     "azure-typical": ROOT / "tests" / "fixtures" / "configs" / "azure.happy.yaml",
 }

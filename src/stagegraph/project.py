@@ -111,4 +111,6 @@ class Project:
     def records(self) -> RecordStore:
         from stagegraph.records import RecordStore
 
-        return RecordStore(self.state_dir / "rehearsal" if self.config.stagegraph.rehearse else self.state_dir)
+        return RecordStore(
+            self.state_dir / "rehearsal" if self.config.stagegraph.rehearse else self.state_dir
+        )

@@ -216,6 +216,7 @@ class AmazonWebServicesProvider(Section):
     @classmethod
     def _known_region(cls, value: str) -> str:
         return _region("aws", value)
+
     kubernetes_version: KubernetesVersion | None = Field(
         None,
         description="EKS Kubernetes version, quoted (e.g. '1.31'); null: the lockfile's kubernetes.max_version. "
@@ -286,6 +287,7 @@ class GoogleCloudPlatformProvider(Section):
     @classmethod
     def _known_region(cls, value: str) -> str:
         return _region("gcp", value)
+
     project: str = Field(min_length=1, description="GCP project id.")
     kubernetes_version: KubernetesVersion | None = Field(
         None,
@@ -331,6 +333,7 @@ class AzureProvider(Section):
     @classmethod
     def _known_region(cls, value: str) -> str:
         return _region("azure", value)
+
     kubernetes_version: KubernetesVersion | None = Field(
         None,
         description="AKS Kubernetes version, quoted; null: the lockfile's kubernetes.max_version. Checked "

@@ -39,6 +39,7 @@ class InfrastructureOutputs(StageIO):
     autoscaler_role_arn: str | None = Field(None, description="IAM role of the cluster autoscaler (aws).")
     nfs_endpoint: str | None = Field(None, description="EFS file system DNS name (aws, storage.type efs).")
 
+
 #: Cloud renders of this stage, by provider.
 _CLOUD_RENDERS = {"aws": aws.render, "gcp": gcp.render, "azure": azure.render}
 

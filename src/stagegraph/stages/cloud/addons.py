@@ -22,7 +22,7 @@ PINS = ("helm_charts.cluster_autoscaler", "images.cluster_autoscaler", "images.n
 def render_addons(ctx: RenderContext, m: TerraformModule, namespace: str, after: list[str]) -> None:
     if ctx.provider != "aws":
         return
-    aws = ctx.config.amazon_web_services
+    aws = names.aws_section(ctx.config)
     image = ctx.pins.image("cluster_autoscaler")
     general = {NODEGROUP_LABEL: "general"}
     values: dict[str, Any] = {
@@ -90,7 +90,11 @@ def _device_plugin(ctx: RenderContext, m: TerraformModule, groups: list[str]) ->
                                     ],
                                     "toleration": [
                                         {"key": "CriticalAddonsOnly", "operator": "Exists"},
-                                        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+                                        {
+                                            "key": "nvidia.com/gpu",
+                                            "operator": "Exists",
+                                            "effect": "NoSchedule",
+                                        },
                                         {"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"},
                                     ],
                                     "container": [
@@ -98,15 +102,24 @@ def _device_plugin(ctx: RenderContext, m: TerraformModule, groups: list[str]) ->
                                             "name": "nvidia-device-plugin-ctr",
                                             "image": ctx.pins.image("nvidia_device_plugin").ref,
                                             "security_context": [
-                                                {"allow_privilege_escalation": False, "capabilities": [{"drop": ["ALL"]}]}
+                                                {
+                                                    "allow_privilege_escalation": False,
+                                                    "capabilities": [{"drop": ["ALL"]}],
+                                                }
                                             ],
                                             "volume_mount": [
-                                                {"name": "device-plugin", "mount_path": "/var/lib/kubelet/device-plugins"}
+                                                {
+                                                    "name": "device-plugin",
+                                                    "mount_path": "/var/lib/kubelet/device-plugins",
+                                                }
                                             ],
                                         }
                                     ],
                                     "volume": [
-                                        {"name": "device-plugin", "host_path": [{"path": "/var/lib/kubelet/device-plugins"}]}
+                                        {
+                                            "name": "device-plugin",
+                                            "host_path": [{"path": "/var/lib/kubelet/device-plugins"}],
+                                        }
                                     ],
                                 }
                             ],

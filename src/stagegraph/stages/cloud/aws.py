@@ -43,7 +43,14 @@ def _assume(service: str) -> str:
     )
 
 
-def _role(m: TerraformModule, name: str, role_name: str, service: str, boundary: str | None, policies: tuple[str, ...]) -> Ref:
+def _role(
+    m: TerraformModule,
+    name: str,
+    role_name: str,
+    service: str,
+    boundary: str | None,
+    policies: tuple[str, ...],
+) -> Ref:
     role = m.resource(
         "aws_iam_role",
         name,
@@ -64,14 +71,18 @@ def _role(m: TerraformModule, name: str, role_name: str, service: str, boundary:
 
 def _network(ctx: RenderContext, m: TerraformModule, name: str) -> tuple[Any, Any]:
     """Subnet ids and security group id: the user's, or a new VPC's."""
-    aws = ctx.config.amazon_web_services
+    aws = names.aws_section(ctx.config)
     if aws.existing_subnet_ids:
         return literal(list(aws.existing_subnet_ids)), literal(aws.existing_security_group_id)
     if aws.availability_zones:
         zones: Any = literal(list(aws.availability_zones))
         count = len(aws.availability_zones)
     else:
-        m.data("aws_availability_zones", "zones", {"filter": [{"name": "opt-in-status", "values": ["opt-in-not-required"]}]})
+        m.data(
+            "aws_availability_zones",
+            "zones",
+            {"filter": [{"name": "opt-in-status", "values": ["opt-in-not-required"]}]},
+        )
         zones = (
             [f"{aws.region}a", f"{aws.region}b"]
             if m.sandbox
@@ -123,7 +134,9 @@ def _network(ctx: RenderContext, m: TerraformModule, name: str) -> tuple[Any, An
         "main",
         {
             "count": count,
-            "subnet_id": "subnet-rehearsal-${count.index}" if m.sandbox else "${aws_subnet.main[count.index].id}",
+            "subnet_id": "subnet-rehearsal-${count.index}"
+            if m.sandbox
+            else "${aws_subnet.main[count.index].id}",
             "route_table_id": table.attr("id", sandbox="rtb-rehearsal"),
             "depends_on": depends(subnet),
         },
@@ -154,16 +167,23 @@ def _network(ctx: RenderContext, m: TerraformModule, name: str) -> tuple[Any, An
 
 def render(ctx: RenderContext) -> dict[str, Any]:
     cfg = ctx.config
-    aws = cfg.amazon_web_services
+    aws = names.aws_section(cfg)
     name = names.cluster_name(cfg)
     m = TerraformModule(sandbox=ctx.sandbox, comment=header("02-infrastructure"))
     cluster.require(ctx, m, "aws")
     aws_provider(ctx, m)
-    version = cluster_version("aws", aws, ctx.pins.version("kubernetes.max_version"), "lockfiles/versions.yaml")
+    version = cluster_version(
+        "aws", aws, ctx.pins.version("kubernetes.max_version"), "lockfiles/versions.yaml"
+    )
     m.data("aws_partition", "current", {})
     subnets, security_group = _network(ctx, m, name)
     cluster_role = _role(
-        m, "cluster", f"{name}-eks-cluster-role", "eks.amazonaws.com", aws.permissions_boundary, _CLUSTER_POLICIES
+        m,
+        "cluster",
+        f"{name}-eks-cluster-role",
+        "eks.amazonaws.com",
+        aws.permissions_boundary,
+        _CLUSTER_POLICIES,
     )
     endpoint_access = aws.eks_endpoint_access or "public"
     body: dict[str, Any] = {
@@ -187,14 +207,27 @@ def render(ctx: RenderContext) -> dict[str, Any]:
         "depends_on": [f"{cluster_role.address}"],
     }
     if aws.eks_kms_arn:
-        body["encryption_config"] = [{"provider": [{"key_arn": literal(aws.eks_kms_arn)}], "resources": ["secrets"]}]
+        body["encryption_config"] = [
+            {"provider": [{"key_arn": literal(aws.eks_kms_arn)}], "resources": ["secrets"]}
+        ]
     eks = m.resource("aws_eks_cluster", "main", body)
     node_role = _role(
-        m, "node", f"{name}-eks-node-group-role", "ec2.amazonaws.com", aws.permissions_boundary, _NODE_POLICIES
+        m,
+        "node",
+        f"{name}-eks-node-group-role",
+        "ec2.amazonaws.com",
+        aws.permissions_boundary,
+        _NODE_POLICIES,
     )
     groups = _node_groups(ctx, m, eks, node_role, subnets, name)
     for addon, values in (
-        ("aws-ebs-csi-driver", {"controller": {"nodeSelector": {NODEGROUP_LABEL: "general"}}, "defaultStorageClass": {"enabled": True}}),
+        (
+            "aws-ebs-csi-driver",
+            {
+                "controller": {"nodeSelector": {NODEGROUP_LABEL: "general"}},
+                "defaultStorageClass": {"enabled": True},
+            },
+        ),
         ("coredns", {"nodeSelector": {NODEGROUP_LABEL: "general"}}),
     ):
         m.resource(
@@ -236,8 +269,10 @@ def _hcl(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def _node_groups(ctx: RenderContext, m: TerraformModule, eks: Ref, shared_role: Ref, subnets: Any, name: str) -> list[Ref]:
-    aws = ctx.config.amazon_web_services
+def _node_groups(
+    ctx: RenderContext, m: TerraformModule, eks: Ref, shared_role: Ref, subnets: Any, name: str
+) -> list[Ref]:
+    aws = names.aws_section(ctx.config)
     out = []
     for group_name, group in sorted(aws.node_groups.items()):
         role = shared_role
@@ -252,7 +287,8 @@ def _node_groups(ctx: RenderContext, m: TerraformModule, eks: Ref, shared_role: 
                 _NODE_POLICIES,
             )
         group_subnets = (
-            [f"${{element({subnets[2:-1]}, 0)}}"] if isinstance(subnets, str) and group.single_subnet
+            [f"${{element({subnets[2:-1]}, 0)}}"]
+            if isinstance(subnets, str) and group.single_subnet
             else (subnets[:1] if group.single_subnet else subnets)
         )
         group_taints = cluster.taints(group_name, group)
@@ -262,7 +298,9 @@ def _node_groups(ctx: RenderContext, m: TerraformModule, eks: Ref, shared_role: 
             "k8s.io/cluster-autoscaler/node-template/label/dedicated": literal(group_name),
         }
         for t in group_taints:
-            tags[f"k8s.io/cluster-autoscaler/node-template/taint/{t['key']}"] = literal(f"{t['value'] or ''}:{t['effect']}")
+            tags[f"k8s.io/cluster-autoscaler/node-template/taint/{t['key']}"] = literal(
+                f"{t['value'] or ''}:{t['effect']}"
+            )
         labels = {"dedicated": literal(group_name)}
         if group.gpu:
             labels["nvidia.com/gpu.present"] = "true"
@@ -279,11 +317,19 @@ def _node_groups(ctx: RenderContext, m: TerraformModule, eks: Ref, shared_role: 
                 "ami_type": "AL2023_x86_64_NVIDIA" if group.gpu else "AL2023_x86_64_STANDARD",
                 "disk_size": 50,
                 "scaling_config": [
-                    {"min_size": group.min_nodes, "desired_size": group.min_nodes, "max_size": group.max_nodes}
+                    {
+                        "min_size": group.min_nodes,
+                        "desired_size": group.min_nodes,
+                        "max_size": group.max_nodes,
+                    }
                 ],
                 "labels": labels,
                 "taint": [
-                    {"key": literal(t["key"]), "value": literal(t["value"]), "effect": cluster.EFFECTS[t["effect"]]}
+                    {
+                        "key": literal(t["key"]),
+                        "value": literal(t["value"]),
+                        "effect": cluster.EFFECTS[t["effect"]],
+                    }
                     for t in group_taints
                 ],
                 "tags": tags,
@@ -298,14 +344,18 @@ def _node_groups(ctx: RenderContext, m: TerraformModule, eks: Ref, shared_role: 
 
 def _irsa(ctx: RenderContext, m: TerraformModule, eks: Ref, name: str) -> Any:
     """OIDC provider and the cluster autoscaler's role, trusted for its service account only."""
-    aws = ctx.config.amazon_web_services
+    aws = names.aws_section(ctx.config)
     issuer = eks.attr("identity[0].oidc[0].issuer", sandbox="https://oidc.rehearsal.invalid/id/rehearsal")
     oidc = m.resource(
         "aws_iam_openid_connect_provider",
         "main",
         {"url": issuer, "client_id_list": ["sts.amazonaws.com"], "tags": {"Name": f"{name}-eks-irsa"}},
     )
-    host = "oidc.rehearsal.invalid/id/rehearsal" if m.sandbox else '${replace(aws_iam_openid_connect_provider.main.url, "https://", "")}'
+    host = (
+        "oidc.rehearsal.invalid/id/rehearsal"
+        if m.sandbox
+        else '${replace(aws_iam_openid_connect_provider.main.url, "https://", "")}'
+    )
     trust = m.data(
         "aws_iam_policy_document",
         "autoscaler_trust",
@@ -313,12 +363,16 @@ def _irsa(ctx: RenderContext, m: TerraformModule, eks: Ref, name: str) -> Any:
             "statement": [
                 {
                     "actions": ["sts:AssumeRoleWithWebIdentity"],
-                    "principals": [{"type": "Federated", "identifiers": [oidc.attr("arn", sandbox="rehearsal")]}],
+                    "principals": [
+                        {"type": "Federated", "identifiers": [oidc.attr("arn", sandbox="rehearsal")]}
+                    ],
                     "condition": [
                         {
                             "test": "StringEquals",
                             "variable": f"{host}:sub",
-                            "values": [f"system:serviceaccount:{literal(ctx.config.namespace)}:{AUTOSCALER_SA}"],
+                            "values": [
+                                f"system:serviceaccount:{literal(ctx.config.namespace)}:{AUTOSCALER_SA}"
+                            ],
                         },
                         {"test": "StringEquals", "variable": f"{host}:aud", "values": ["sts.amazonaws.com"]},
                     ],
@@ -347,7 +401,10 @@ def _irsa(ctx: RenderContext, m: TerraformModule, eks: Ref, name: str) -> Any:
                     "resources": ["*"],
                 },
                 {
-                    "actions": ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
+                    "actions": [
+                        "autoscaling:SetDesiredCapacity",
+                        "autoscaling:TerminateInstanceInAutoScalingGroup",
+                    ],
                     "resources": ["*"],
                     "condition": [
                         {
@@ -372,7 +429,11 @@ def _irsa(ctx: RenderContext, m: TerraformModule, eks: Ref, name: str) -> Any:
     m.resource(
         "aws_iam_role_policy",
         "autoscaler",
-        {"name": "cluster-autoscaler", "role": role.attr("id", sandbox="rehearsal"), "policy": rights.attr("json", sandbox="rehearsal")},
+        {
+            "name": "cluster-autoscaler",
+            "role": role.attr("id", sandbox="rehearsal"),
+            "policy": rights.attr("json", sandbox="rehearsal"),
+        },
     )
     return role.attr("arn", sandbox=f"arn:aws:iam::000000000000:role/{name}-cluster-autoscaler")
 
@@ -381,7 +442,11 @@ def _efs(ctx: RenderContext, m: TerraformModule, name: str, subnets: Any, securi
     efs = m.resource(
         "aws_efs_file_system",
         "main",
-        {"creation_token": f"{name}-jupyterhub-shared", "encrypted": True, "tags": {"Name": f"{name}-jupyterhub-shared"}},
+        {
+            "creation_token": f"{name}-jupyterhub-shared",
+            "encrypted": True,
+            "tags": {"Name": f"{name}-jupyterhub-shared"},
+        },
     )
     count = len(subnets) if isinstance(subnets, list) else f"${{length({subnets[2:-1]})}}"
     m.resource(
@@ -390,8 +455,12 @@ def _efs(ctx: RenderContext, m: TerraformModule, name: str, subnets: Any, securi
         {
             "count": count,
             "file_system_id": efs.attr("id", sandbox="fs-rehearsal"),
-            "subnet_id": f"${{{subnets[2:-1]}[count.index]}}" if isinstance(subnets, str) else f"${{{_hcl(subnets)}[count.index]}}",
+            "subnet_id": f"${{{subnets[2:-1]}[count.index]}}"
+            if isinstance(subnets, str)
+            else f"${{{_hcl(subnets)}[count.index]}}",
             "security_groups": [security_group],
         },
     )
-    return efs.attr("dns_name", sandbox=f"fs-rehearsal.efs.{literal(ctx.config.amazon_web_services.region)}.amazonaws.com")
+    return efs.attr(
+        "dns_name", sandbox=f"fs-rehearsal.efs.{literal(names.aws_section(ctx.config).region)}.amazonaws.com"
+    )

@@ -31,16 +31,22 @@ def _taint_strings(group_name: str, group: Any) -> list[str]:
 
 def render(ctx: RenderContext) -> dict[str, Any]:
     cfg = ctx.config
-    az = cfg.azure
+    az = names.azure_section(cfg)
     name = names.cluster_name(cfg)
     m = TerraformModule(sandbox=ctx.sandbox, comment=header("02-infrastructure"))
     cluster.require(ctx, m, "azurerm")
     m.provider("azurerm", {"features": [{}]})
-    version = cluster_version("azure", az, ctx.pins.version("kubernetes.max_version"), "lockfiles/versions.yaml")
+    version = cluster_version(
+        "azure", az, ctx.pins.version("kubernetes.max_version"), "lockfiles/versions.yaml"
+    )
     tags = literal(dict(az.tags or {}))
     group_name_rg = literal(names.azure_resource_group(cfg))
     client = m.data("azurerm_client_config", "current", {})
-    rg = m.resource("azurerm_resource_group", "main", {"name": group_name_rg, "location": literal(az.region), "tags": tags})
+    rg = m.resource(
+        "azurerm_resource_group",
+        "main",
+        {"name": group_name_rg, "location": literal(az.region), "tags": tags},
+    )
     groups = dict(sorted(az.node_groups.items()))
     # AKS needs a system pool: general, as in Nebari (the first group otherwise).
     first = "general" if "general" in groups else next(iter(groups))
@@ -72,7 +78,10 @@ def render(ctx: RenderContext) -> dict[str, Any]:
         "azure_policy_enabled": az.azure_policy_enabled,
         "local_account_disabled": True,
         "azure_active_directory_role_based_access_control": [
-            {"azure_rbac_enabled": True, "tenant_id": client.attr("tenant_id", sandbox="00000000-0000-0000-0000-000000000000")}
+            {
+                "azure_rbac_enabled": True,
+                "tenant_id": client.attr("tenant_id", sandbox="00000000-0000-0000-0000-000000000000"),
+            }
         ],
         "api_server_access_profile": [{"authorized_ip_ranges": literal(list(az.authorized_ip_ranges or []))}],
         "default_node_pool": [default_pool],

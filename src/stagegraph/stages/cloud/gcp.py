@@ -29,12 +29,14 @@ _NODE_ROLES = (
 
 def render(ctx: RenderContext) -> dict[str, Any]:
     cfg = ctx.config
-    gcp = cfg.google_cloud_platform
+    gcp = names.gcp_section(cfg)
     name = names.cluster_name(cfg)
     m = TerraformModule(sandbox=ctx.sandbox, comment=header("02-infrastructure"))
     cluster.require(ctx, m, "google")
     m.provider("google", {"project": literal(gcp.project), "region": literal(gcp.region)})
-    version = cluster_version("gcp", gcp, ctx.pins.version("kubernetes.max_version"), "lockfiles/versions.yaml")
+    version = cluster_version(
+        "gcp", gcp, ctx.pins.version("kubernetes.max_version"), "lockfiles/versions.yaml"
+    )
     account = m.resource(
         "google_service_account",
         "nodes",
@@ -93,8 +95,10 @@ def render(ctx: RenderContext) -> dict[str, Any]:
     return m.document()
 
 
-def _pool(ctx: RenderContext, m: TerraformModule, gke: Ref, group_name: str, group: Any, version: str, account: Ref) -> None:
-    gcp = ctx.config.google_cloud_platform
+def _pool(
+    ctx: RenderContext, m: TerraformModule, gke: Ref, group_name: str, group: Any, version: str, account: Ref
+) -> None:
+    gcp = names.gcp_section(ctx.config)
     node_config: dict[str, Any] = {
         "machine_type": literal(group.instance),
         "preemptible": group.preemptible,
@@ -104,7 +108,11 @@ def _pool(ctx: RenderContext, m: TerraformModule, gke: Ref, group_name: str, gro
         "metadata": {"disable-legacy-endpoints": "true"},
         "tags": literal(list(gcp.tags or [])),
         "taint": [
-            {"key": literal(t["key"]), "value": literal(t["value"] or ""), "effect": cluster.EFFECTS[t["effect"]]}
+            {
+                "key": literal(t["key"]),
+                "value": literal(t["value"] or ""),
+                "effect": cluster.EFFECTS[t["effect"]],
+            }
             for t in cluster.taints(group_name, group)
         ],
         "guest_accelerator": [

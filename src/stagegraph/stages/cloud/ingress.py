@@ -37,7 +37,8 @@ def service_values(ctx: RenderContext) -> dict[str, Any]:
 def address(ctx: RenderContext, service: Ref, sandbox_value: str) -> str:
     """The load balancer's address: an IP, or the hostname AWS load balancers get."""
     if service.sandbox or ctx.provider not in ("aws", "gcp", "azure"):
-        return service.attr("status[0].load_balancer[0].ingress[0].ip", sandbox=sandbox_value)
+        ip: str = service.attr("status[0].load_balancer[0].ingress[0].ip", sandbox=sandbox_value)
+        return ip
     base = f"data.kubernetes_service.{service.name}.status[0].load_balancer[0].ingress[0]"
     return f"${{coalesce({base}.ip, {base}.hostname)}}"
 

@@ -10,8 +10,15 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from stagegraph.errors import RenderError
+
 if TYPE_CHECKING:
     from stagegraph.schema.config import NebariConfig
+    from stagegraph.schema.providers import (
+        AmazonWebServicesProvider,
+        AzureProvider,
+        GoogleCloudPlatformProvider,
+    )
 
 CLOUDS = ("aws", "gcp", "azure")
 #: Suffix Nebari gives the Azure resource group that holds the state storage account.
@@ -20,6 +27,28 @@ AZURE_STATE_GROUP_SUFFIX = "-state"
 
 def is_cloud(provider: str) -> bool:
     return provider in CLOUDS
+
+
+def _section(config: NebariConfig, key: str) -> Any:
+    section = getattr(config, key)
+    if section is None:  # validation guarantees it for the active provider
+        raise RenderError(f"nebari-config.yaml: {key}: required when provider is {config.provider}")
+    return section
+
+
+def aws_section(config: NebariConfig) -> AmazonWebServicesProvider:
+    section: AmazonWebServicesProvider = _section(config, "amazon_web_services")
+    return section
+
+
+def gcp_section(config: NebariConfig) -> GoogleCloudPlatformProvider:
+    section: GoogleCloudPlatformProvider = _section(config, "google_cloud_platform")
+    return section
+
+
+def azure_section(config: NebariConfig) -> AzureProvider:
+    section: AzureProvider = _section(config, "azure")
+    return section
 
 
 def escaped_project(config: NebariConfig) -> str:
@@ -72,8 +101,7 @@ def remote_backend(config: NebariConfig, stage_dir: str) -> tuple[str, dict[str,
         return state.backend, dict(sorted(state.config.items()))
     name = cluster_name(config)
     if config.provider == "aws":
-        aws = config.amazon_web_services
-        assert aws is not None
+        aws = aws_section(config)
         # DynamoDB locking rather than S3's lock file (`use_lockfile`): the lock file needs
         # Terraform >= 1.10 and our floor is the lockfile's terraform pin; OpenTofu and older
         # Terraform users keep working, and it is Nebari's table, so existing state moves over.

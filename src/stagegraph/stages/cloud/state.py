@@ -40,7 +40,7 @@ def render_store(ctx: RenderContext, m: TerraformModule) -> tuple[str, dict[str,
 
 
 def aws_provider(ctx: RenderContext, m: TerraformModule) -> None:
-    aws = ctx.config.amazon_web_services
+    aws = names.aws_section(ctx.config)
     body: dict[str, Any] = {"region": literal(aws.region)}
     if aws.tags:
         # default_tags: every resource of the stage carries the user's tags without repeating them.
@@ -51,7 +51,11 @@ def aws_provider(ctx: RenderContext, m: TerraformModule) -> None:
 def _aws(ctx: RenderContext, m: TerraformModule) -> dict[str, Any]:
     aws_provider(ctx, m)
     cfg = ctx.config
-    tags = {"Project": literal(cfg.project_name), "Environment": literal(cfg.namespace), "Owner": "terraform-state"}
+    tags = {
+        "Project": literal(cfg.project_name),
+        "Environment": literal(cfg.namespace),
+        "Owner": "terraform-state",
+    }
     key = m.resource("aws_kms_key", "state", {"description": "Terraform state", "enable_key_rotation": True})
     bucket = m.resource(
         "aws_s3_bucket",
@@ -83,7 +87,10 @@ def _aws(ctx: RenderContext, m: TerraformModule) -> dict[str, Any]:
             "rule": [
                 {
                     "apply_server_side_encryption_by_default": [
-                        {"sse_algorithm": "aws:kms", "kms_master_key_id": key.attr("arn", sandbox="rehearsal")}
+                        {
+                            "sse_algorithm": "aws:kms",
+                            "kms_master_key_id": key.attr("arn", sandbox="rehearsal"),
+                        }
                     ]
                 }
             ],
@@ -104,14 +111,14 @@ def _aws(ctx: RenderContext, m: TerraformModule) -> dict[str, Any]:
     )
     return {
         "bucket": bucket.attr("bucket"),
-        "region": literal(ctx.config.amazon_web_services.region),
+        "region": literal(names.aws_section(ctx.config).region),
         "encrypt": True,
         "dynamodb_table": table.attr("name"),
     }
 
 
 def _gcp(ctx: RenderContext, m: TerraformModule) -> dict[str, Any]:
-    gcp = ctx.config.google_cloud_platform
+    gcp = names.gcp_section(ctx.config)
     m.provider("google", {"project": literal(gcp.project), "region": literal(gcp.region)})
     bucket = m.resource(
         "google_storage_bucket",
@@ -129,7 +136,7 @@ def _gcp(ctx: RenderContext, m: TerraformModule) -> dict[str, Any]:
 
 
 def _azure(ctx: RenderContext, m: TerraformModule) -> dict[str, Any]:
-    az = ctx.config.azure
+    az = names.azure_section(ctx.config)
     cfg = ctx.config
     m.provider("azurerm", {"features": [{}]})
     tags = literal(dict(az.tags or {}))
@@ -170,4 +177,3 @@ def _azure(ctx: RenderContext, m: TerraformModule) -> dict[str, Any]:
         "storage_account_name": account.attr("name"),
         "container_name": container.attr("name"),
     }
-
