@@ -253,6 +253,14 @@ class AmazonWebServicesProvider(Section):
     )
     tags: dict[str, str] | None = Field(default_factory=dict, description="Tags added to every AWS resource.")
 
+    @model_validator(mode="after")
+    def _existing_network(self) -> AmazonWebServicesProvider:
+        # Nebari quietly creates a new VPC when only one of the two is set; refuse instead.
+        if bool(self.existing_subnet_ids) != bool(self.existing_security_group_id):
+            missing = "existing_security_group_id" if self.existing_subnet_ids else "existing_subnet_ids"
+            raise field_problem(missing, "set existing_subnet_ids and existing_security_group_id together")
+        return self
+
 
 class GCPIPAllocationPolicy(Section):
     """Secondary IP ranges of a VPC-native GKE cluster."""

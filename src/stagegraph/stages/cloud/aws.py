@@ -50,7 +50,8 @@ def _role(
     service: str,
     boundary: str | None,
     policies: tuple[str, ...],
-) -> Ref:
+) -> tuple[Ref, list[str]]:
+    """A role and its policy attachments; users wait for all of them (`depends_on`)."""
     role = m.resource(
         "aws_iam_role",
         name,
@@ -60,13 +61,16 @@ def _role(
             "permissions_boundary": literal(boundary),
         },
     )
+    ready = [role]
     for policy in policies:
-        m.resource(
-            "aws_iam_role_policy_attachment",
-            f"{name}_{policy.rsplit('/', 1)[-1]}",
-            {"role": role.attr("name"), "policy_arn": _policy_arn(m, policy)},
+        ready.append(
+            m.resource(
+                "aws_iam_role_policy_attachment",
+                f"{name}_{policy.rsplit('/', 1)[-1]}",
+                {"role": role.attr("name"), "policy_arn": _policy_arn(m, policy)},
+            )
         )
-    return role
+    return role, depends(*ready)
 
 
 def _network(ctx: RenderContext, m: TerraformModule, name: str) -> tuple[Any, Any]:
@@ -177,7 +181,7 @@ def render(ctx: RenderContext) -> dict[str, Any]:
     )
     m.data("aws_partition", "current", {})
     subnets, security_group = _network(ctx, m, name)
-    cluster_role = _role(
+    cluster_role, cluster_ready = _role(
         m,
         "cluster",
         f"{name}-eks-cluster-role",
@@ -204,14 +208,14 @@ def render(ctx: RenderContext) -> dict[str, Any]:
         "access_config": [
             {"authentication_mode": "API_AND_CONFIG_MAP", "bootstrap_cluster_creator_admin_permissions": True}
         ],
-        "depends_on": [f"{cluster_role.address}"],
+        "depends_on": cluster_ready,
     }
     if aws.eks_kms_arn:
         body["encryption_config"] = [
             {"provider": [{"key_arn": literal(aws.eks_kms_arn)}], "resources": ["secrets"]}
         ]
     eks = m.resource("aws_eks_cluster", "main", body)
-    node_role = _role(
+    node_role, node_ready = _role(
         m,
         "node",
         f"{name}-eks-node-group-role",
@@ -219,7 +223,7 @@ def render(ctx: RenderContext) -> dict[str, Any]:
         aws.permissions_boundary,
         _NODE_POLICIES,
     )
-    groups = _node_groups(ctx, m, eks, node_role, subnets, name)
+    groups = _node_groups(ctx, m, eks, (node_role, node_ready), subnets, name)
     for addon, values in (
         (
             "aws-ebs-csi-driver",
@@ -270,17 +274,22 @@ def _hcl(value: Any) -> str:
 
 
 def _node_groups(
-    ctx: RenderContext, m: TerraformModule, eks: Ref, shared_role: Ref, subnets: Any, name: str
+    ctx: RenderContext,
+    m: TerraformModule,
+    eks: Ref,
+    shared_role: tuple[Ref, list[str]],
+    subnets: Any,
+    name: str,
 ) -> list[Ref]:
     aws = names.aws_section(ctx.config)
     out = []
     for group_name, group in sorted(aws.node_groups.items()):
-        role = shared_role
+        role, ready = shared_role
         if group.permissions_boundary and group.permissions_boundary != aws.permissions_boundary:
             # A group with a boundary of its own needs a node role of its own to carry it.
-            role = _role(
+            role, ready = _role(
                 m,
-                f"node_{group_name}",
+                f"node_{literal(group_name).replace('-', '_')}",
                 f"{name}-{group_name}-node-role",
                 "ec2.amazonaws.com",
                 group.permissions_boundary,
@@ -335,7 +344,8 @@ def _node_groups(
                 "tags": tags,
                 # The autoscaler owns desired_size once the group exists.
                 "lifecycle": [{"ignore_changes": ["scaling_config[0].desired_size"]}],
-                "depends_on": [role.address],
+                # Nodes need their role's policies to join; EKS needs them to delete nodes.
+                "depends_on": ready,
             },
         )
         out.append(ref)
