@@ -78,8 +78,12 @@ def test_every_later_stage_finds_the_store_01_creates(cloud: str) -> None:
 
 
 def test_aws_state_bucket_is_versioned_encrypted_and_private() -> None:
-    resources = _render(_config(_data("aws-typical.happy.yaml")), "01-terraform-state")["main.tf.json"]["resource"]
-    assert resources["aws_s3_bucket_versioning"]["state"]["versioning_configuration"] == [{"status": "Enabled"}]
+    resources = _render(_config(_data("aws-typical.happy.yaml")), "01-terraform-state")["main.tf.json"][
+        "resource"
+    ]
+    assert resources["aws_s3_bucket_versioning"]["state"]["versioning_configuration"] == [
+        {"status": "Enabled"}
+    ]
     rule = resources["aws_s3_bucket_server_side_encryption_configuration"]["state"]["rule"][0]
     assert rule["apply_server_side_encryption_by_default"][0]["sse_algorithm"] == "aws:kms"
     block = resources["aws_s3_bucket_public_access_block"]["state"]
@@ -140,7 +144,11 @@ def test_kubernetes_version_left_out_comes_from_the_lockfile() -> None:
 
 @pytest.mark.parametrize(
     ("cloud", "label"),
-    [("aws", "eks.amazonaws.com/nodegroup"), ("gcp", "cloud.google.com/gke-nodepool"), ("azure", "azure-node-pool")],
+    [
+        ("aws", "eks.amazonaws.com/nodegroup"),
+        ("gcp", "cloud.google.com/gke-nodepool"),
+        ("azure", "azure-node-pool"),
+    ],
 )
 def test_node_selector_per_node_group_and_no_key_in_any_file(cloud: str, label: str) -> None:
     data = _data(CLOUD_FIXTURES[cloud])
@@ -199,7 +207,7 @@ def test_cloudflare_dns_record_points_at_the_load_balancer() -> None:
 def test_dns_automation_with_another_provider_is_refused() -> None:
     data = _data("gcp.happy.yaml")
     data["dns"] = {"provider": "route53", "auto_provision": True}
-    with pytest.raises(RenderError, match="dns.provider: only cloudflare is automated"):
+    with pytest.raises(RenderError, match=r"dns\.provider: only cloudflare is automated"):
         _render(_config(data), "04-kubernetes-ingress")
 
 
