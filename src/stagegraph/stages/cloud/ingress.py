@@ -66,7 +66,7 @@ def render_dns(ctx: RenderContext, m: TerraformModule, lb_address: str, provider
         "cloudflare_dns_record",
         "domain",
         {
-            "zone_id": zone.attr("zone_id", sandbox="rehearsal-zone"),
+            "zone_id": zone.attr("id", sandbox="rehearsal-zone"),
             "name": literal(domain),
             "type": "CNAME" if ctx.provider == "aws" else "A",
             "content": lb_address,
