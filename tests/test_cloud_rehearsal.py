@@ -96,3 +96,33 @@ def test_rehearsal_of_a_dns_change_reaches_ingress_only(tmp_path: Path) -> None:
     project.edit_config(lambda c: c["dns"].update(auto_provision=False))
     project.doit("deploy")
     assert project.applied_in_last_run() == {"04-kubernetes-ingress"}
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+def test_new_user_inits_validates_renders_and_rehearses_a_cloud(cloud: str, tmp_path: Path) -> None:
+    project = SandboxProject.create(tmp_path / "p")
+    project.extra_env["SOPS_AGE_KEY_FILE"] = str(tmp_path / "age" / "keys.txt")
+    (project.root / "nebari-config.yaml").unlink()
+    extra = ["--gcp-project", "team-project-42"] if cloud == "gcp" else []
+    project.doit(
+        "init", "--provider", cloud, "--project-name", "team", "--domain", "team.example.com", *extra
+    )
+    valid = project.doit("validate").stdout
+    assert f"valid (provider {cloud}, 10 stages" in valid
+    project.doit("render")
+    backends = sorted(p.parent.name for p in (project.root / "stages").rglob("backend.tf.json"))
+    assert backends and "01-terraform-state" not in backends
+    project.edit_config(lambda c: c.setdefault("stagegraph", {}).update(rehearse=True))
+    project.doit("deploy")
+    assert project.applied_in_last_run() == set(BUILTIN_STAGE_NAMES)
+
+
+def test_validate_refuses_a_kubernetes_version_newer_than_the_lockfile(tmp_path: Path) -> None:
+    project = _rehearsal(tmp_path, "aws-typical.happy.yaml", None)
+    project.edit_config(lambda c: c["amazon_web_services"].update(kubernetes_version="1.99"))
+    proc = project.doit("validate", check=False)
+    assert proc.returncode != 0
+    assert (
+        "nebari-config.yaml: amazon_web_services.kubernetes_version: newer than lockfiles/versions.yaml "
+        "kubernetes.max_version 1.31" in proc.stdout + proc.stderr
+    )

@@ -185,7 +185,7 @@ def section_owners(graph: StageGraph) -> dict[str, str]:
     return owners
 
 
-def do_init(s: Session, provider: str, project_name: str, domain: str, auth: str) -> None:
+def do_init(s: Session, provider: str, project_name: str, domain: str, auth: str, gcp_project: str) -> None:
     from stagegraph.initconfig import render_init_config, write_new_config
     from stagegraph.sops.init import init_root_password_secret
 
@@ -201,6 +201,7 @@ def do_init(s: Session, provider: str, project_name: str, domain: str, auth: str
         auth_type=auth,
         section_owner=section_owners(s.graph),
         root_password_ref=ref,
+        gcp_project=gcp_project or None,
     )
     write_new_config(s.project.config_path, text)
     for note in notes:

@@ -52,6 +52,7 @@ INIT_PARAMS: list[dict[str, Any]] = [
     {"name": "project_name", "long": "project-name", "default": "demo", "help": "project name"},
     {"name": "domain", "long": "domain", "default": "demo.example.com", "help": "domain of the platform"},
     {"name": "auth", "long": "auth", "default": "password", "help": "password, GitHub, Auth0 or custom"},
+    {"name": "gcp_project", "long": "gcp-project", "default": "", "help": "GCP project id (provider gcp)"},
 ]
 DESTROY_PARAMS: list[dict[str, Any]] = [
     {

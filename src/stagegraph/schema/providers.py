@@ -296,7 +296,10 @@ class GoogleCloudPlatformProvider(Section):
     def _known_region(cls, value: str) -> str:
         return _region("gcp", value)
 
-    project: str = Field(min_length=1, description="GCP project id.")
+    project: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$",
+        description="GCP project id: 6-30 lowercase letters, digits or hyphens (e.g. my-project-123).",
+    )
     kubernetes_version: KubernetesVersion | None = Field(
         None,
         description="GKE Kubernetes version, quoted (e.g. '1.31'); null: the lockfile's kubernetes.max_version. "
