@@ -144,6 +144,56 @@ def _each(value: Any, mode: str, block: Block, fill: bool) -> Any:
     return value
 
 
+#: A step of an attribute path: an attribute name, a list index, or a 1-tuple map key.
+Step = str | int | tuple[str]
+
+
+def read_only_set(value: Any, block: Block, path: list[Step]) -> list[list[Step]]:
+    """Paths of read-only (computed, not optional) attributes the configuration sets.
+
+    Terraform core leaves this check to providers (every SDK makes it), so the stand-in
+    makes it too, with the same wording as terraform-plugin-framework.
+    """
+    if not isinstance(value, dict):
+        return []
+    found: list[list[Step]] = []
+    for name, attr in block.get("attributes", {}).items():
+        read_only = attr.get("computed") and not attr.get("optional") and not attr.get("required")
+        if read_only and value.get(name) is not None:
+            found.append([*path, name])
+    for name, bt in block.get("block_types", {}).items():
+        items = value.get(name)
+        inner = bt.get("block", {})
+        if isinstance(items, dict) and bt["nesting_mode"] in ("single", "group"):
+            found += read_only_set(items, inner, [*path, name])
+        elif isinstance(items, dict):
+            for key, item in items.items():
+                found += read_only_set(item, inner, [*path, name, (key,)])
+        elif isinstance(items, list):
+            for i, item in enumerate(items):
+                found += read_only_set(item, inner, [*path, name, i])
+    return found
+
+
+def _step(step: Step) -> pb.AttributePath.Step:
+    if isinstance(step, int):
+        return pb.AttributePath.Step(element_key_int=step)
+    if isinstance(step, tuple):
+        return pb.AttributePath.Step(element_key_string=step[0])
+    return pb.AttributePath.Step(attribute_name=step)
+
+
+def _read_only(path: list[Step]) -> pb.Diagnostic:
+    steps = [_step(p) for p in path]
+    return pb.Diagnostic(
+        severity=pb.Diagnostic.ERROR,
+        summary="Invalid Configuration for Read-Only Attribute",
+        detail="Cannot set value for this attribute as the provider has marked it as read-only. "
+        "Remove the configuration line setting the value.",
+        attribute=pb.AttributePath(steps=steps),
+    )
+
+
 def placeholder(attr: Block) -> Any:
     """A known value of the attribute's type, for data source reads during plan."""
     if "nested_type" in attr:
@@ -206,10 +256,14 @@ class EchoProvider(rpc.ProviderServicer):  # type: ignore[misc]
         return pb.ValidateProviderConfig.Response()
 
     def ValidateResourceConfig(self, request: Any, context: Any) -> Any:
-        return pb.ValidateResourceConfig.Response()
+        block = self.resources[request.type_name]["block"]
+        found = read_only_set(read_dynamic_value(request.config), block, [])
+        return pb.ValidateResourceConfig.Response(diagnostics=[_read_only(path) for path in found])
 
     def ValidateDataResourceConfig(self, request: Any, context: Any) -> Any:
-        return pb.ValidateDataResourceConfig.Response()
+        block = self.data_sources[request.type_name]["block"]
+        found = read_only_set(read_dynamic_value(request.config), block, [])
+        return pb.ValidateDataResourceConfig.Response(diagnostics=[_read_only(path) for path in found])
 
     def ConfigureProvider(self, request: Any, context: Any) -> Any:
         return pb.ConfigureProvider.Response()

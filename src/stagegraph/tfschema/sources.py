@@ -16,7 +16,7 @@ Network and subprocess use is confined to `regenerate`, run by `doit provider_sc
 from __future__ import annotations
 
 import collections
-import json
+import re
 import subprocess
 import tarfile
 import tempfile
@@ -72,10 +72,14 @@ def _run(argv: list[str], cwd: Path | None = None, timeout: float = 900) -> str:
 
 def npm_version_for(package: str, provider_version: str) -> str:
     """The package version generated from `provider_version` (one `npm view` call)."""
-    raw = json.loads(_run(["npm", "view", f"{package}@*", "cdktf.provider.version", "--json"]) or "{}")
-    # npm prints {"<pkg>@<v>": "<provider version>", ...} for several versions, a bare value for one.
-    pairs = raw.items() if isinstance(raw, dict) else []
-    found = [key.rsplit("@", 1)[1] for key, value in pairs if value == provider_version]
+    # For a range npm prints one `<package>@<version> '<provider version>'` line per version
+    # (its --json form drops the package versions).
+    out = _run(["npm", "view", f"{package}@>=0.0.0", "cdktf.provider.version"])
+    found = [
+        m.group(1)
+        for m in re.finditer(rf"^{re.escape(package)}@(\S+) '([^']*)'$", out, re.M)
+        if m.group(2) == provider_version
+    ]
     if not found:
         raise SchemaSourceError(
             f"no version of {package} was generated from provider version {provider_version}; "
