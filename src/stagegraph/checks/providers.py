@@ -45,12 +45,16 @@ BUILTIN = "terraform.io/builtin/terraform"
 
 @dataclass(frozen=True)
 class StageUnderCheck:
-    """One rendered stage: its files (as written) and the values of its variables."""
+    """One rendered stage: its files (as written) and the values of its variables.
+
+    `sensitive` holds stand-ins for the stage's secret variables, shaped like the real
+    values (see `stagegraph.checks.rendered.secret_placeholder`), never a real secret.
+    """
 
     label: str  # how results name it, e.g. "nebari-local.happy.yaml 04-kubernetes-ingress"
     files: Mapping[str, bytes]
     variables: Mapping[str, Any]
-    sensitive: Sequence[str] = ()
+    sensitive: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ def scratch_copy(docs: Mapping[str, Mapping[str, Any]], stage: StageUnderCheck, 
             # The bytes as rendered, so Terraform's line numbers point into the user's file.
             (directory / name).write_bytes(stage.files[name])
     values = dict(stage.variables)
-    values.update({name: SECRET_PLACEHOLDER for name in stage.sensitive})
+    values.update(stage.sensitive)
     (directory / VARS_FILE).write_text(json.dumps(values), encoding="utf-8")
 
 

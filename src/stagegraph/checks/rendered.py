@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from stagegraph.checks.providers import StageUnderCheck
+import json
+
+from stagegraph.checks.providers import SECRET_PLACEHOLDER, StageUnderCheck
 from stagegraph.errors import DeployError, RenderError
 from stagegraph.render import render_stage
 from stagegraph.stage import Stage, Upstream
@@ -39,6 +41,23 @@ def mock_variables(graph: StageGraph, stage: Stage) -> dict[str, Any]:
     return data
 
 
+def secret_placeholder(config: NebariConfig, path: str) -> str | None:
+    """A stand-in shaped like what the engine would pass for the secret at `path`.
+
+    None where the config sets no secret (the variable stays null, as in a deploy); for
+    the `secrets:` section, the JSON object {name: value} the engine builds; else a string.
+    The check needs no key and never sees a real secret.
+    """
+    from stagegraph.secretvalues import lookup
+
+    value = lookup(config, path)
+    if value is None or value == []:
+        return None
+    if isinstance(value, list):
+        return json.dumps({getattr(entry, "name", str(i)): SECRET_PLACEHOLDER for i, entry in enumerate(value)})
+    return SECRET_PLACEHOLDER
+
+
 def stages_to_check(
     config: NebariConfig, graph: StageGraph, lock: Lockfile, lockfile_name: str, label: str
 ) -> tuple[list[StageUnderCheck], list[str]]:
@@ -64,7 +83,11 @@ def stages_to_check(
                 label=f"{label} {stage.name}",
                 files=rendered.files,
                 variables=mock_variables(graph, stage),
-                sensitive=tuple(s.variable for s in stage.sensitive),
+                sensitive={
+                    s.variable: value
+                    for s in stage.sensitive
+                    if (value := secret_placeholder(config, s.config_path)) is not None
+                },
             )
         )
     return stages, notes
