@@ -211,5 +211,6 @@ def test_every_lockfile_provider_pin_has_its_schema(tmp_path: Path) -> None:
     old = 'source: keycloak/keycloak\n    version: "5.1.1"'
     assert old in LOCKFILE.read_text()
     bumped.write_text(LOCKFILE.read_text().replace(old, old.replace("5.1.1", "5.2.0")))
+    (tmp_path / "provider-schemas").symlink_to(SCHEMAS)  # the schemas live next to the lockfile
     (problem,) = missing_schemas(load_lockfile(bumped), bumped, "versions.yaml")
     assert problem.startswith("versions.yaml: providers.keycloak: provider keycloak/keycloak 5.2.0")
