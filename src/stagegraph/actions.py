@@ -221,6 +221,14 @@ def do_schema(s: Session) -> None:
     print(f"{'wrote' if changed else 'unchanged:'} {target.relative_to(s.root)}")
 
 
+def do_provider_schemas(s: Session, force: bool, checkout: str) -> None:
+    from stagegraph.tfschema.tasks import provider_schemas_action
+
+    if s.load_error is not None:
+        raise s.load_error
+    print(provider_schemas_action(s.project, force=force, checkout=checkout))
+
+
 def do_bump(s: Session, group: str, apply: bool, date: str, report: str) -> None:
     from stagegraph.pins.tasks import bump_action
 

@@ -269,6 +269,16 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         """Regenerate schema/nebari-config.schema.json from the config models."""
         return {"actions": [(failing_cleanly(actions.do_schema), [s])], "verbosity": 2}
 
+    def task_provider_schemas() -> TaskDict:
+        """Store the schema of every pinned provider next to the lockfile (maintainers; npm/git)."""
+        from stagegraph.tfschema.tasks import PROVIDER_SCHEMAS_PARAMS
+
+        return {
+            "actions": [(failing_cleanly(actions.do_provider_schemas), [s])],
+            "params": PROVIDER_SCHEMAS_PARAMS,
+            "verbosity": 2,
+        }
+
     def task_bump() -> TaskDict:
         """Propose (and with --apply write) this quarter's pin bumps; see docs/pins.md."""
         from stagegraph.pins.tasks import BUMP_PARAMS
@@ -336,6 +346,7 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         task_graph,
         task_init,
         task_schema,
+        task_provider_schemas,
         task_bump,
         task_verify_pins,
         task_secrets,
