@@ -51,6 +51,8 @@ SOURCES: dict[str, Npm | Sdkv2Repo] = {
     "hashicorp/aws": Npm("@cdktf/provider-aws"),
     "hashicorp/google": Npm("@cdktf/provider-google"),
     "hashicorp/azurerm": Npm("@cdktf/provider-azurerm"),
+    "hashicorp/local": Npm("@cdktf/provider-local"),
+    "cloudflare/cloudflare": Npm("@cdktf/provider-cloudflare"),
     "tehcyx/kind": Sdkv2Repo("https://github.com/tehcyx/terraform-provider-kind", "kind", "Provider"),
     "alekc/kubectl": Sdkv2Repo("https://github.com/alekc/terraform-provider-kubectl", "kubernetes", "Provider"),
     "keycloak/keycloak": Sdkv2Repo(
