@@ -52,7 +52,9 @@ SOURCES: dict[str, Npm | Sdkv2Repo] = {
     "hashicorp/google": Npm("@cdktf/provider-google"),
     "hashicorp/azurerm": Npm("@cdktf/provider-azurerm"),
     "tehcyx/kind": Sdkv2Repo("https://github.com/tehcyx/terraform-provider-kind", "kind", "Provider"),
-    "alekc/kubectl": Sdkv2Repo("https://github.com/alekc/terraform-provider-kubectl", "kubernetes", "Provider"),
+    "alekc/kubectl": Sdkv2Repo(
+        "https://github.com/alekc/terraform-provider-kubectl", "kubernetes", "Provider"
+    ),
     "keycloak/keycloak": Sdkv2Repo(
         "https://github.com/keycloak/terraform-provider-keycloak", "provider", "KeycloakProvider"
     ),
