@@ -71,7 +71,10 @@ def checked() -> dict[str, tuple[list[StageResult], list[str]]]:
     out: dict[str, tuple[list[StageResult], list[str]]] = {}
     for name, (labels, notes) in per_config.items():
         out[name] = (
-            [StageResult(label, by_key[k].problems, by_key[k].seconds, by_key[k].providers) for label, k in labels],
+            [
+                StageResult(label, by_key[k].problems, by_key[k].seconds, by_key[k].providers)
+                for label, k in labels
+            ],
             notes,
         )
     return out
@@ -100,7 +103,11 @@ def test_every_real_provider_stage_validates_and_plans(
 def test_sandbox_config_is_not_a_real_provider_render() -> None:
     lock = load_lockfile(LOCKFILE)
     stages, notes = stages_to_check(
-        load_config(ROOT / "nebari-config.yaml"), build_graph(BUILTIN_STAGES), lock, "lockfiles/versions.yaml", "x"
+        load_config(ROOT / "nebari-config.yaml"),
+        build_graph(BUILTIN_STAGES),
+        lock,
+        "lockfiles/versions.yaml",
+        "x",
     )
     assert stages == []
     assert "sandbox" in notes[0]
@@ -143,7 +150,13 @@ def _broken_variants() -> list[StageUnderCheck]:
         _with(ingress, "type", lambda d: traefik(d).update(values="${jsonencode(local.traefik_values)}")),
         _with(ingress, "read-only", lambda d: traefik(d).update(status="deployed")),
         # From the documented schemas (no cdktf package): kind's nested node block, keycloak.
-        _with(infra, "kind", lambda d: d["resource"]["kind_cluster"]["default"]["kind_config"][0]["node"][0].update(rol="worker")),
+        _with(
+            infra,
+            "kind",
+            lambda d: d["resource"]["kind_cluster"]["default"]["kind_config"][0]["node"][0].update(
+                rol="worker"
+            ),
+        ),
         _with(keycloak, "keycloak", lambda d: first(d, "keycloak_realm").update(display_nam="x")),
         ingress,
     ]
@@ -192,7 +205,11 @@ def test_pin_bump_without_schema_fails_the_check(tmp_path: Path) -> None:
     bumped.write_text(text)
     lock = load_lockfile(bumped)
     stages, _ = stages_to_check(
-        load_config(FIXTURES / "nebari-local.happy.yaml"), build_graph(BUILTIN_STAGES), lock, "versions.yaml", "x"
+        load_config(FIXTURES / "nebari-local.happy.yaml"),
+        build_graph(BUILTIN_STAGES),
+        lock,
+        "versions.yaml",
+        "x",
     )
     ingress = [s for s in stages if s.label.endswith("04-kubernetes-ingress")]
     # Planning never starts for a stage whose provider has no schema: no Terraform needed.

@@ -39,6 +39,20 @@ def do_validate(s: Session) -> None:
     )
 
 
+def do_check(s: Session, charts: str, offline: bool, only: Sequence[str]) -> None:
+    from stagegraph.checks.options import run_check_command
+    from stagegraph.errors import CheckFailedError
+
+    if s.load_error is not None:
+        raise s.load_error
+    report = run_check_command(s.project, s.graph, charts=charts, offline=offline, only=only)
+    for line in report.lines():
+        print(line)
+    if report.problems:
+        raise CheckFailedError(f"{s.project.config_name}: doit check: {report.summary()}")
+    print(f"{s.project.config_name}: doit check: {report.summary()}")
+
+
 def do_render(s: Session, name: str) -> None:
     from stagegraph.render import render_stage, write_stage
 

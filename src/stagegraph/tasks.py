@@ -176,6 +176,12 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         """Validate the config and the lockfile pins every stage uses (offline)."""
         return {"actions": [(failing_cleanly(actions.do_validate), [s])], "verbosity": 2}
 
+    def task_check() -> TaskDict:
+        """Check the render against the real Kubernetes API, chart and provider schemas (offline)."""
+        from stagegraph.checks.options import CHECK_PARAMS
+
+        return {"actions": [(failing_cleanly(actions.do_check), [s])], "params": CHECK_PARAMS, "verbosity": 2}
+
     def task_render() -> Iterator[TaskDict]:
         """Render every stage to Terraform JSON in the output directory."""
         yield {"name": None, "doc": "Render every stage (only changed ones are rewritten)"}
@@ -336,6 +342,7 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         task_stages,
         task__lock,
         task_validate,
+        task_check,
         task_render,
         task_deploy,
         task_plan,

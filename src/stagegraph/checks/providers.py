@@ -38,9 +38,8 @@ from stagegraph.tfschema.store import MissingSchemaError, full_source, require_s
 #: Where the check's upstream values come from, named in the variables file it writes.
 VARS_FILE = "stagegraph-check.tfvars.json"
 #: The value every sensitive variable gets in a check: a placeholder, never a real secret.
-SECRET_PLACEHOLDER = "stagegraph-check-placeholder"
+SECRET_PLACEHOLDER = "stagegraph-check-placeholder"  # noqa: S105 - a stand-in, not a secret
 PLAN_TIMEOUT_S = 300.0
-BUILTIN = "terraform.io/builtin/terraform"
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,9 @@ def required_providers(docs: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str,
             used.setdefault(local, f"{name}: provider {local}")
     for local, where in sorted(used.items()):
         if local not in found and local != "terraform":
-            problems.append(f"{where}: provider {local!r} has no required_providers entry with its pinned version")
+            problems.append(
+                f"{where}: provider {local!r} has no required_providers entry with its pinned version"
+            )
     return found, problems
 
 
@@ -172,7 +173,9 @@ def check_stages(
     """
     from stagegraph.tfschema.echo import Served, load_schema
 
-    prepared: list[tuple[StageUnderCheck, dict[str, dict[str, Any]], dict[str, tuple[str, str]], list[str]]] = []
+    prepared: list[
+        tuple[StageUnderCheck, dict[str, dict[str, Any]], dict[str, tuple[str, str]], list[str]]
+    ] = []
     needed: dict[str, Path] = {}
     for stage in stages:
         docs = terraform_documents(stage.files)
@@ -189,7 +192,11 @@ def check_stages(
         root = Path(tmp)
         served = Served({src: load_schema(path, src) for src, path in needed.items()}, root)
         try:
-            env = {**served.env(), "TF_DATA_DIR": ".terraform-check", "TF_CLI_CONFIG_FILE": str(root / "none.tfrc")}
+            env = {
+                **served.env(),
+                "TF_DATA_DIR": ".terraform-check",
+                "TF_CLI_CONFIG_FILE": str(root / "none.tfrc"),
+            }
             (root / "none.tfrc").write_text("", encoding="utf-8")
 
             def one(index: int) -> StageResult:

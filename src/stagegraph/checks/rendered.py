@@ -9,9 +9,8 @@ which the Kubernetes schema checks cover.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import json
+from typing import TYPE_CHECKING, Any
 
 from stagegraph.checks.providers import SECRET_PLACEHOLDER, StageUnderCheck
 from stagegraph.errors import DeployError, RenderError
@@ -54,7 +53,9 @@ def secret_placeholder(config: NebariConfig, path: str) -> str | None:
     if value is None or value == []:
         return None
     if isinstance(value, list):
-        return json.dumps({getattr(entry, "name", str(i)): SECRET_PLACEHOLDER for i, entry in enumerate(value)})
+        return json.dumps(
+            {getattr(entry, "name", str(i)): SECRET_PLACEHOLDER for i, entry in enumerate(value)}
+        )
     return SECRET_PLACEHOLDER
 
 

@@ -82,9 +82,31 @@ class Dns(Section):
     auto_provision: bool = Field(False, description="Whether to create the DNS record automatically.")
 
 
+class IngressOverrides(Section):
+    """Nebari's ingress overrides: the variables its ingress stage takes, by their names."""
+
+    load_balancer_ip: str | None = Field(
+        None,
+        alias="load-balancer-ip",
+        description="Fixed IP address for the Traefik LoadBalancer service (service.spec.loadBalancerIP).",
+    )
+    load_balancer_annotations: dict[str, str] = Field(
+        default_factory=dict,
+        alias="load-balancer-annotations",
+        description="Annotations on the Traefik LoadBalancer service (cloud load balancer settings).",
+    )
+    additional_arguments: list[str] = Field(
+        default_factory=list,
+        alias="additional-arguments",
+        description="Extra command-line arguments for Traefik, after the ones stagegraph sets.",
+    )
+
+
 class Ingress(Section):
     """Traefik ingress settings."""
 
-    terraform_overrides: dict[str, Any] = Field(
-        default_factory=dict, description="Values merged into the ingress stage's Terraform variables."
+    terraform_overrides: IngressOverrides = Field(
+        default_factory=dict,
+        validate_default=True,
+        description="Nebari's ingress overrides: load-balancer-ip, load-balancer-annotations, additional-arguments.",
     )

@@ -53,7 +53,10 @@ def traefik_values(ctx: RenderContext) -> dict[str, Any]:
         "ingressRoute": {"dashboard": {"enabled": False}},
         "service": {"type": "LoadBalancer"},
         "ports": {
-            "web": {"redirectTo": {"port": "websecure"}},
+            # Chart 34 removed `redirectTo` (its template fails on it); this is the new form.
+            "web": {
+                "redirections": {"entryPoint": {"to": "websecure", "scheme": "https", "permanent": True}}
+            },
             "websecure": {"tls": {"enabled": True}},
             "ssh": {"port": 8022, "expose": {"default": True}, "exposedPort": 8022},
             "minio": {"port": 9080, "expose": {"default": True}, "exposedPort": 9080},
@@ -71,9 +74,15 @@ def traefik_values(ctx: RenderContext) -> dict[str, Any]:
         values["ports"]["websecure"]["tls"]["domains"] = [{"main": ctx.config.domain}]
     elif cert.type == "existing":
         values["tlsStore"] = {"default": {"defaultCertificate": {"secretName": cert.secret_name}}}
-    values["additionalArguments"] = args
+    # Nebari's ingress overrides, each where the chart reads it (not as top-level values,
+    # which the chart would ignore).
     overrides = ctx.config.ingress.terraform_overrides
-    return deep_merge(values, dict(overrides or {}))
+    if overrides.load_balancer_ip is not None:
+        values["service"]["spec"] = {"loadBalancerIP": overrides.load_balancer_ip}
+    if overrides.load_balancer_annotations:
+        values["service"]["annotations"] = dict(overrides.load_balancer_annotations)
+    values["additionalArguments"] = args + list(overrides.additional_arguments)
+    return values
 
 
 def render(ctx: RenderContext) -> Rendered:

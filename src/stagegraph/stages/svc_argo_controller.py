@@ -21,6 +21,7 @@ as Nebari does, so the API server needs no in-cluster certificate for it.
 from __future__ import annotations
 
 from stagegraph.stage import RenderContext
+from stagegraph.stages.keycloak_configuration import READER_SECRET
 from stagegraph.stages.svc_images import resolve_image
 from stagegraph.stages.svc_kube import NAMESPACE, Route, deployment, host, manifest, secret_env, service
 from stagegraph.tfjson import Ref, TerraformModule
@@ -29,7 +30,7 @@ NAME = "nebari-workflow-controller"
 SERVICE = "wf-admission-controller"
 PORT = 8080
 #: Created by 06: a read-only Keycloak user the controller looks groups up with.
-KEYCLOAK_READER_SECRET = "keycloak-read-only-user-credentials"  # noqa: S105 - a secret's name
+KEYCLOAK_READER_SECRET = READER_SECRET
 #: Argo roles whose members may submit workflows (the viewer role may not).
 VALID_ROLES = ("argo-admin", "argo-developer")
 

@@ -41,13 +41,19 @@ class CdktfFormatError(StagegraphError):
 _SOURCE_MAP = re.compile(r"sourceMappingURL=data:application/json;base64,(\S+)")
 _CLASS = re.compile(r"^export class (\w+) extends cdktf\.(\w+) \{\n(.*?)^\}\n", re.M | re.S)
 _INTERFACE = re.compile(r"^export interface (\w+)(?: extends [\w.]+)? \{\n(.*?)^\}\n", re.M | re.S)
-_HCL_FN = re.compile(r"^export function (\w+)ToHclTerraform\(.*?\n  const attrs = \{\n(.*?)^  \};\n", re.M | re.S)
-_HCL_METHOD = re.compile(r"protected synthesizeHclAttributes\(\).*?\n    const attrs = \{\n(.*?)^    \};\n", re.M | re.S)
+_HCL_FN = re.compile(
+    r"^export function (\w+)ToHclTerraform\(.*?\n  const attrs = \{\n(.*?)^  \};\n", re.M | re.S
+)
+_HCL_METHOD = re.compile(
+    r"protected synthesizeHclAttributes\(\).*?\n    const attrs = \{\n(.*?)^    \};\n", re.M | re.S
+)
 _HCL_ENTRY = re.compile(
     r"^\s+(\w+): \{\s*value: (.*?),\s*isBlock: (true|false),\s*type: \"(\w+)\",\s*storageClassType: \"(\w+)\",\s*\}",
     re.M | re.S,
 )
-_MEMBER = re.compile(r"^  // (\S+) - computed: (true|false), optional: (true|false), required: (true|false)\n", re.M)
+_MEMBER = re.compile(
+    r"^  // (\S+) - computed: (true|false), optional: (true|false), required: (true|false)\n", re.M
+)
 _NEW_COMPLEX = re.compile(r"new (cdktf\.)?(\w+)\(this, \"[^\"]+\"(?:, (true|false))?\)")
 _GETTER = re.compile(r"return (?:cdktf\.Token\.\w+\()?(cdktf\.Fn\.tolist\()?this\.(\w+)\('")
 _PRIVATE_TYPE = re.compile(r"private _\w+\?: ([^;]+);")
@@ -149,7 +155,13 @@ def _members(body: str) -> list[_Member]:
     for i, m in enumerate(marks):
         end = marks[i + 1].start() if i + 1 < len(marks) else len(body)
         out.append(
-            _Member(m.group(1), m.group(2) == "true", m.group(3) == "true", m.group(4) == "true", body[m.end() : end])
+            _Member(
+                m.group(1),
+                m.group(2) == "true",
+                m.group(3) == "true",
+                m.group(4) == "true",
+                body[m.end() : end],
+            )
         )
     return out
 

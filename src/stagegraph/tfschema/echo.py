@@ -199,7 +199,9 @@ def placeholder(attr: Block) -> Any:
     if "nested_type" in attr:
         nested = attr["nested_type"]
         one = {n: placeholder(a) for n, a in nested.get("attributes", {}).items()}
-        return one if nested["nesting_mode"] == "single" else ({} if nested["nesting_mode"] == "map" else [one])
+        return (
+            one if nested["nesting_mode"] == "single" else ({} if nested["nesting_mode"] == "map" else [one])
+        )
     return _typed(attr["type"])
 
 
@@ -352,7 +354,11 @@ def _certificate() -> tuple[bytes, bytes, bytes]:
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    return key_pem, cert.public_bytes(serialization.Encoding.PEM), cert.public_bytes(serialization.Encoding.DER)
+    return (
+        key_pem,
+        cert.public_bytes(serialization.Encoding.PEM),
+        cert.public_bytes(serialization.Encoding.DER),
+    )
 
 
 class _Controller(controller_rpc.GRPCControllerServicer):  # type: ignore[misc]

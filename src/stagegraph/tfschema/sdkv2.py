@@ -33,7 +33,7 @@ def _match_brace(text: str, start: int) -> int:
     i = start
     while i < len(text):
         c = text[i]
-        if c in "\"`":
+        if c in '"`':
             end = text.find(c, i + 1)
             while c == '"' and end > 0 and text[end - 1] == "\\":
                 end = text.find(c, end + 1)
@@ -79,7 +79,7 @@ def _fields(body: str) -> dict[str, str]:
                         break
                 k = k2
                 continue
-            if body[k] in "\"`":
+            if body[k] in '"`':
                 k = body.find(body[k], k + 1) + 1
                 continue
             k += 1
@@ -182,7 +182,11 @@ class GoSources:
         for name, body in entries.items():
             f = _fields(body)
             kind = f.get("Type", "").removeprefix("schema.")
-            flags = {k.lower(): True for k in ("Required", "Optional", "Computed", "Sensitive") if f.get(k) == "true"}
+            flags = {
+                k.lower(): True
+                for k in ("Required", "Optional", "Computed", "Sensitive")
+                if f.get(k) == "true"
+            }
             if f.get("Deprecated"):
                 flags["deprecated"] = True
             elem = f.get("Elem", "")
@@ -194,7 +198,11 @@ class GoSources:
                 raise _Unreadable(f"{name}: type {kind or '?'}")
             if elem.startswith("&schema.Resource{"):
                 inner = self.resource_block(elem.removeprefix("&"), scope, resource=False)
-                if f.get("Computed") == "true" and f.get("Optional") != "true" and f.get("Required") != "true":
+                if (
+                    f.get("Computed") == "true"
+                    and f.get("Optional") != "true"
+                    and f.get("Required") != "true"
+                ):
                     attributes[name] = {"type": [coll, _object_type(inner)], **flags}
                     continue
                 bt: dict[str, Any] = {"nesting_mode": coll, "block": inner}

@@ -54,7 +54,9 @@ SOURCES: dict[str, Npm | Sdkv2Repo] = {
     "hashicorp/local": Npm("@cdktf/provider-local"),
     "cloudflare/cloudflare": Npm("@cdktf/provider-cloudflare"),
     "tehcyx/kind": Sdkv2Repo("https://github.com/tehcyx/terraform-provider-kind", "kind", "Provider"),
-    "alekc/kubectl": Sdkv2Repo("https://github.com/alekc/terraform-provider-kubectl", "kubernetes", "Provider"),
+    "alekc/kubectl": Sdkv2Repo(
+        "https://github.com/alekc/terraform-provider-kubectl", "kubernetes", "Provider"
+    ),
     "keycloak/keycloak": Sdkv2Repo(
         "https://github.com/keycloak/terraform-provider-keycloak", "provider", "KeycloakProvider"
     ),

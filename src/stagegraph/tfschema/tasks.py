@@ -62,7 +62,9 @@ def provider_schemas_action(project: Project, force: bool, checkout: str) -> str
             continue
         schema = regenerate(pin.source, pin.version, Path(checkout) if checkout else None)
         write_schema(directory, pin.source, pin.version, schema)
-        counts = f"{len(schema['resource_schemas'])} resources, {len(schema['data_source_schemas'])} data sources"
+        counts = (
+            f"{len(schema['resource_schemas'])} resources, {len(schema['data_source_schemas'])} data sources"
+        )
         lines.append(f"providers.{key}: {pin.source} {pin.version}: wrote {path.name} ({counts})")
     return "\n".join(lines)
 

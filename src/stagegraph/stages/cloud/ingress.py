@@ -6,7 +6,7 @@
   domain pointing at the load balancer (CNAME to an AWS hostname, A to an IP elsewhere),
   as Nebari does after its ingress stage, but as Terraform, so it is planned, re-applied
   only on change and destroyed with the stage. The token comes from CLOUDFLARE_API_TOKEN.
-Every value here can be overridden through `ingress.terraform_overrides`.
+Your `ingress.terraform_overrides.load-balancer-annotations` are merged over these (yours win).
 """
 
 from __future__ import annotations
