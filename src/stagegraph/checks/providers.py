@@ -157,6 +157,30 @@ def _plan(argv: Sequence[str], workdir: Path, env: Mapping[str, str]) -> list[st
     return diagnostics(stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"), proc.returncode)
 
 
+def _used_types(documents: Iterable[dict[str, dict[str, Any]]]) -> dict[str, set[str]]:
+    """The resource and data source types the checked stages use, over all their files."""
+    used: dict[str, set[str]] = {"resource": set(), "data": set()}
+    for docs in documents:
+        for doc in docs.values():
+            for kind in ("resource", "data"):
+                used[kind].update(doc.get(kind, {}))
+    return used
+
+
+def _prune(schema: dict[str, Any], used: dict[str, set[str]]) -> dict[str, Any]:
+    """Serve only the types the stages use.
+
+    Terraform validates every type a provider serves before it plans anything, and a few of
+    the thousands of types extracted for aws and cloudflare (types no stage uses) fail that
+    validation; serving only the used ones checks exactly the same things, faster.
+    """
+    out = dict(schema)
+    for key, kind in (("resource_schemas", "resource"), ("data_source_schemas", "data")):
+        if key in out:
+            out[key] = {name: s for name, s in out[key].items() if name in used[kind]}
+    return out
+
+
 def check_stages(
     stages: Iterable[StageUnderCheck],
     schema_dir: Path,
@@ -190,7 +214,8 @@ def check_stages(
     results: list[StageResult] = []
     with tempfile.TemporaryDirectory(prefix="sg-provider-check-") as tmp:
         root = Path(tmp)
-        served = Served({src: load_schema(path, src) for src, path in needed.items()}, root)
+        used = _used_types(docs for _, docs, _, _ in prepared)
+        served = Served({src: _prune(load_schema(path, src), used) for src, path in needed.items()}, root)
         try:
             env = {
                 **served.env(),

@@ -465,9 +465,7 @@ def _efs(ctx: RenderContext, m: TerraformModule, name: str, subnets: Any, securi
         {
             "count": count,
             "file_system_id": efs.attr("id", sandbox="fs-rehearsal"),
-            "subnet_id": f"${{{subnets[2:-1]}[count.index]}}"
-            if isinstance(subnets, str)
-            else f"${{{_hcl(subnets)}[count.index]}}",
+            "subnet_id": f"${{element({subnets[2:-1] if isinstance(subnets, str) else _hcl(subnets)}, count.index)}}",
             "security_groups": [security_group],
         },
     )

@@ -62,6 +62,9 @@ def render(ctx: RenderContext) -> dict[str, Any]:
         "network": literal(gcp.network),
         "subnetwork": literal(gcp.subnetwork),
         "workload_identity_config": [{"workload_pool": f"{literal(gcp.project)}.svc.id.goog"}],
+        # No client certificate (Nebari issued one): clients get tokens from gcloud. Written
+        # out so the CA the kubeconfig needs is read from a block the config declares.
+        "master_auth": [{"client_certificate_config": [{"issue_client_certificate": False}]}],
         "lifecycle": [{"ignore_changes": ["node_locations"]}],
     }
     if gcp.availability_zones:
