@@ -216,3 +216,18 @@ def test_existing_subnets_without_a_security_group_are_refused() -> None:
     data["amazon_web_services"]["existing_subnet_ids"] = ["subnet-1"]
     with pytest.raises(ConfigError, match="existing_security_group_id: set existing_subnet_ids and"):
         _config(data)
+
+
+def test_autoscaler_image_follows_the_kubernetes_minor_of_the_lockfile() -> None:
+    # The cluster autoscaler supports its own Kubernetes minor only: bump them together.
+    tag = LOCK.images["cluster_autoscaler"].tag.lstrip("v")
+    assert tag.split(".")[:2] == LOCK.kubernetes.max_version.version.split(".")[:2]
+
+
+def test_minimal_aws_config_picks_zones_at_deploy_and_the_lockfile_version() -> None:
+    main = _render(_config(_data("aws-minimal.happy.yaml")), "02-infrastructure")["main.tf.json"]
+    assert "aws_availability_zones" in main["data"]
+    assert "slice(sort(data.aws_availability_zones.zones.names), 0" in main["locals"]["zones"]
+    assert main["resource"]["aws_subnet"]["main"]["count"] == "${length(local.zones)}"
+    assert main["resource"]["aws_eks_cluster"]["main"]["version"] == LOCK.kubernetes.max_version.version
+    assert sorted(main["resource"]["aws_eks_node_group"]) == ["general", "user", "worker"]

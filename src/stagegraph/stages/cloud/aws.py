@@ -90,9 +90,13 @@ def _network(ctx: RenderContext, m: TerraformModule, name: str) -> tuple[Any, An
         zones = (
             [f"{aws.region}a", f"{aws.region}b"]
             if m.sandbox
-            else "${slice(sort(data.aws_availability_zones.zones.names), 0, 2)}"
+            # Nebari's choice: the first two zones by name (min() only guards a region with one).
+            else "${slice(sort(data.aws_availability_zones.zones.names), 0, "
+            "min(2, length(data.aws_availability_zones.zones.names)))}"
         )
         count = 2
+    # One subnet per zone; counted from the zones so the plan follows what AWS answers.
+    subnet_count: Any = count if m.sandbox else "${length(local.zones)}"
     shared = {f"kubernetes.io/cluster/{name}": "shared"}
     vpc = m.resource(
         "aws_vpc",
@@ -110,7 +114,7 @@ def _network(ctx: RenderContext, m: TerraformModule, name: str) -> tuple[Any, An
         "aws_subnet",
         "main",
         {
-            "count": count,
+            "count": subnet_count,
             "vpc_id": vpc_id,
             "availability_zone": "${local.zones[count.index]}",
             # A /20 per zone out of the default /16, as Nebari's network module does.
@@ -137,7 +141,7 @@ def _network(ctx: RenderContext, m: TerraformModule, name: str) -> tuple[Any, An
         "aws_route_table_association",
         "main",
         {
-            "count": count,
+            "count": subnet_count,
             "subnet_id": "subnet-rehearsal-${count.index}"
             if m.sandbox
             else "${aws_subnet.main[count.index].id}",

@@ -51,13 +51,8 @@ def azure_section(config: NebariConfig) -> AzureProvider:
     return section
 
 
-def escaped_project(config: NebariConfig) -> str:
-    name: str = config.project_name
-    return name
-
-
 def cluster_name(config: NebariConfig) -> str:
-    return f"{escaped_project(config)}-{config.namespace}"
+    return f"{config.project_name}-{config.namespace}"
 
 
 def state_bucket(config: NebariConfig) -> str:
@@ -78,7 +73,7 @@ def azure_storage_account(config: NebariConfig) -> str:
     """3-24 lowercase letters and digits, unique across Azure (hence the postfix)."""
     section = config.azure
     postfix = section.storage_account_postfix if section is not None else ""
-    raw = f"{escaped_project(config)}{config.namespace}{postfix}"
+    raw = f"{config.project_name}{config.namespace}{postfix}"
     return re.sub(r"[^a-z0-9]", "", raw.lower())
 
 
@@ -115,7 +110,7 @@ def remote_backend(config: NebariConfig, stage_dir: str) -> tuple[str, dict[str,
     if config.provider == "gcp":
         return "gcs", {
             "bucket": state_bucket(config),
-            "prefix": f"terraform/{escaped_project(config)}/{stage_dir}",
+            "prefix": f"terraform/{config.project_name}/{stage_dir}",
         }
     if config.provider == "azure":
         return "azurerm", {

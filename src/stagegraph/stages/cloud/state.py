@@ -60,7 +60,9 @@ def _aws(ctx: RenderContext, m: TerraformModule) -> dict[str, Any]:
     bucket = m.resource(
         "aws_s3_bucket",
         "state",
-        {"bucket": names.state_bucket(cfg), "force_destroy": False, "tags": tags},
+        # force_destroy as in Nebari: by the time 01 is destroyed (last), the bucket holds only
+        # the emptied states of the stages destroyed before it, and their old versions.
+        {"bucket": names.state_bucket(cfg), "force_destroy": True, "tags": tags},
     )
     bucket_id = bucket.attr("id", sandbox=names.state_bucket(cfg))
     m.resource(
@@ -126,7 +128,7 @@ def _gcp(ctx: RenderContext, m: TerraformModule) -> dict[str, Any]:
         {
             "name": names.state_bucket(ctx.config),
             "location": literal(gcp.region),
-            "force_destroy": False,
+            "force_destroy": True,  # as for S3 above
             "uniform_bucket_level_access": True,
             "public_access_prevention": "enforced",
             "versioning": [{"enabled": True}],
