@@ -11,7 +11,8 @@ from typing import Any
 
 from stagegraph.stage import RenderContext
 from stagegraph.stages.cloud import names
-from stagegraph.stages.cloud.aws import AUTOSCALER_SA, NODEGROUP_LABEL
+from stagegraph.stages.cloud.aws import NODEGROUP_LABEL
+from stagegraph.stages.cloud.aws_iam import AUTOSCALER_SA
 from stagegraph.stages.common import helm_release
 from stagegraph.tfjson import TerraformModule, literal
 

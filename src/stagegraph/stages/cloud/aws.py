@@ -12,165 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from stagegraph.stage import RenderContext
-from stagegraph.stages.cloud import cluster, names
+from stagegraph.stages.cloud import aws_iam, aws_network, cluster, names
 from stagegraph.stages.cloud.state import aws_provider
 from stagegraph.stages.cloud.versions import cluster_version
 from stagegraph.stages.common import header
 from stagegraph.tfjson import Ref, TerraformModule, depends, literal
 
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
-#: Service account the cluster autoscaler runs as (stage 03), trusted by its IRSA role.
-AUTOSCALER_SA = "cluster-autoscaler"
-
-_CLUSTER_POLICIES = ("AmazonEKSClusterPolicy", "AmazonEKSServicePolicy")
-_NODE_POLICIES = (
-    "AmazonEKSWorkerNodePolicy",
-    "AmazonEKS_CNI_Policy",
-    "AmazonEC2ContainerRegistryReadOnly",
-    "service-role/AmazonEBSCSIDriverPolicy",
-)
-
-
-def _policy_arn(m: TerraformModule, policy: str) -> str:
-    partition = "aws" if m.sandbox else "${data.aws_partition.current.partition}"
-    return f"arn:{partition}:iam::aws:policy/{policy}"
-
-
-def _assume(service: str) -> str:
-    return (
-        '${jsonencode({Version = "2012-10-17", Statement = [{Action = "sts:AssumeRole", '
-        f'Effect = "Allow", Principal = {{Service = "{service}"}}}}]}})}}'
-    )
-
-
-def _role(
-    m: TerraformModule,
-    name: str,
-    role_name: str,
-    service: str,
-    boundary: str | None,
-    policies: tuple[str, ...],
-) -> tuple[Ref, list[str]]:
-    """A role and its policy attachments; users wait for all of them (`depends_on`)."""
-    role = m.resource(
-        "aws_iam_role",
-        name,
-        {
-            "name": role_name,
-            "assume_role_policy": _assume(service),
-            "permissions_boundary": literal(boundary),
-        },
-    )
-    ready = [role]
-    for policy in policies:
-        ready.append(
-            m.resource(
-                "aws_iam_role_policy_attachment",
-                f"{name}_{policy.rsplit('/', 1)[-1]}",
-                {"role": role.attr("name"), "policy_arn": _policy_arn(m, policy)},
-            )
-        )
-    return role, depends(*ready)
-
-
-def _network(ctx: RenderContext, m: TerraformModule, name: str) -> tuple[Any, Any]:
-    """Subnet ids and security group id: the user's, or a new VPC's."""
-    aws = names.aws_section(ctx.config)
-    if aws.existing_subnet_ids:
-        return literal(list(aws.existing_subnet_ids)), literal(aws.existing_security_group_id)
-    if aws.availability_zones:
-        zones: Any = literal(list(aws.availability_zones))
-        count = len(aws.availability_zones)
-    else:
-        m.data(
-            "aws_availability_zones",
-            "zones",
-            {"filter": [{"name": "opt-in-status", "values": ["opt-in-not-required"]}]},
-        )
-        zones = (
-            [f"{aws.region}a", f"{aws.region}b"]
-            if m.sandbox
-            # Nebari's choice: the first two zones by name (min() only guards a region with one).
-            else "${slice(sort(data.aws_availability_zones.zones.names), 0, "
-            "min(2, length(data.aws_availability_zones.zones.names)))}"
-        )
-        count = 2
-    # One subnet per zone; counted from the zones so the plan follows what AWS answers.
-    subnet_count: Any = count if m.sandbox else "${length(local.zones)}"
-    shared = {f"kubernetes.io/cluster/{name}": "shared"}
-    vpc = m.resource(
-        "aws_vpc",
-        "main",
-        {
-            "cidr_block": literal(aws.vpc_cidr_block),
-            "enable_dns_support": True,
-            "enable_dns_hostnames": True,
-            "tags": {"Name": name, **shared},
-        },
-    )
-    vpc_id = vpc.attr("id", sandbox="vpc-rehearsal")
-    m.local("zones", zones)
-    subnet = m.resource(
-        "aws_subnet",
-        "main",
-        {
-            "count": subnet_count,
-            "vpc_id": vpc_id,
-            "availability_zone": "${local.zones[count.index]}",
-            # A /20 per zone out of the default /16, as Nebari's network module does.
-            "cidr_block": f"${{cidrsubnet({_hcl(literal(aws.vpc_cidr_block))}, 4, count.index)}}",
-            "map_public_ip_on_launch": True,
-            "tags": {"Name": f"{name}-subnet-${{count.index}}", **shared},
-            # A zone renamed by AWS must not replace the subnet under a running cluster.
-            "lifecycle": [{"ignore_changes": ["availability_zone"]}],
-        },
-    )
-    gateway = m.resource("aws_internet_gateway", "main", {"vpc_id": vpc_id, "tags": {"Name": name}})
-    table = m.resource("aws_route_table", "main", {"vpc_id": vpc_id, "tags": {"Name": name}})
-    m.resource(
-        "aws_route",
-        "internet",
-        {
-            "route_table_id": table.attr("id", sandbox="rtb-rehearsal"),
-            "destination_cidr_block": "0.0.0.0/0",
-            "gateway_id": gateway.attr("id", sandbox="igw-rehearsal"),
-        },
-    )
-    subnet_ids = [f"subnet-rehearsal-{i}" for i in range(count)] if m.sandbox else "${aws_subnet.main[*].id}"
-    m.resource(
-        "aws_route_table_association",
-        "main",
-        {
-            "count": subnet_count,
-            "subnet_id": "subnet-rehearsal-${count.index}"
-            if m.sandbox
-            else "${aws_subnet.main[count.index].id}",
-            "route_table_id": table.attr("id", sandbox="rtb-rehearsal"),
-            "depends_on": depends(subnet),
-        },
-    )
-    group = m.resource(
-        "aws_security_group",
-        "main",
-        {
-            "name": name,
-            "description": "Main security group for infrastructure deployment",
-            "vpc_id": vpc_id,
-            "tags": {"Name": name, f"kubernetes.io/cluster/{name}": "owned"},
-        },
-    )
-    group_id = group.attr("id", sandbox="sg-rehearsal")
-    m.resource(
-        "aws_vpc_security_group_ingress_rule",
-        "vpc",
-        {"security_group_id": group_id, "ip_protocol": "-1", "cidr_ipv4": literal(aws.vpc_cidr_block)},
-    )
-    m.resource(
-        "aws_vpc_security_group_egress_rule",
-        "all",
-        {"security_group_id": group_id, "ip_protocol": "-1", "cidr_ipv4": "0.0.0.0/0"},
-    )
-    return subnet_ids, group_id
 
 
 def render(ctx: RenderContext) -> dict[str, Any]:
@@ -184,14 +32,14 @@ def render(ctx: RenderContext) -> dict[str, Any]:
         "aws", aws, ctx.pins.version("kubernetes.max_version"), "lockfiles/versions.yaml"
     )
     m.data("aws_partition", "current", {})
-    subnets, security_group = _network(ctx, m, name)
-    cluster_role, cluster_ready = _role(
+    subnets, security_group = aws_network.network(ctx, m, name)
+    cluster_role, cluster_ready = aws_iam.role(
         m,
         "cluster",
         f"{name}-eks-cluster-role",
         "eks.amazonaws.com",
         aws.permissions_boundary,
-        _CLUSTER_POLICIES,
+        aws_iam.CLUSTER_POLICIES,
     )
     endpoint_access = aws.eks_endpoint_access or "public"
     body: dict[str, Any] = {
@@ -219,13 +67,13 @@ def render(ctx: RenderContext) -> dict[str, Any]:
             {"provider": [{"key_arn": literal(aws.eks_kms_arn)}], "resources": ["secrets"]}
         ]
     eks = m.resource("aws_eks_cluster", "main", body)
-    node_role, node_ready = _role(
+    node_role, node_ready = aws_iam.role(
         m,
         "node",
         f"{name}-eks-node-group-role",
         "ec2.amazonaws.com",
         aws.permissions_boundary,
-        _NODE_POLICIES,
+        aws_iam.NODE_POLICIES,
     )
     groups = _node_groups(ctx, m, eks, (node_role, node_ready), subnets, name)
     for addon, values in (
@@ -246,12 +94,12 @@ def render(ctx: RenderContext) -> dict[str, Any]:
                 "addon_name": addon,
                 "resolve_conflicts_on_create": "OVERWRITE",
                 "resolve_conflicts_on_update": "OVERWRITE",
-                "configuration_values": f"${{jsonencode({_hcl(values)})}}",
+                "configuration_values": f"${{jsonencode({cluster.hcl(values)})}}",
                 "depends_on": depends(*groups),
             },
         )
-    autoscaler_role = _irsa(ctx, m, eks, name)
-    nfs = _efs(ctx, m, name, subnets, security_group) if cfg.storage.type == "efs" else None
+    autoscaler_role = aws_iam.irsa(ctx, m, eks, name)
+    nfs = aws_network.efs(ctx, m, name, subnets, security_group) if cfg.storage.type == "efs" else None
     endpoint = eks.attr("endpoint", sandbox=cluster.REHEARSAL_ENDPOINT)
     ca = eks.attr("certificate_authority[0].data", sandbox=cluster.REHEARSAL_CA)
     command = ["aws", "eks", "get-token", "--cluster-name", name, "--region", literal(aws.region)]
@@ -271,12 +119,6 @@ def render(ctx: RenderContext) -> dict[str, Any]:
     return m.document()
 
 
-def _hcl(value: Any) -> str:
-    import json
-
-    return json.dumps(value, sort_keys=True)
-
-
 def _node_groups(
     ctx: RenderContext,
     m: TerraformModule,
@@ -291,13 +133,13 @@ def _node_groups(
         role, ready = shared_role
         if group.permissions_boundary and group.permissions_boundary != aws.permissions_boundary:
             # A group with a boundary of its own needs a node role of its own to carry it.
-            role, ready = _role(
+            role, ready = aws_iam.role(
                 m,
                 f"node_{literal(group_name).replace('-', '_')}",
                 f"{name}-{group_name}-node-role",
                 "ec2.amazonaws.com",
                 group.permissions_boundary,
-                _NODE_POLICIES,
+                aws_iam.NODE_POLICIES,
             )
         group_subnets = (
             [f"${{element({subnets[2:-1]}, 0)}}"]
@@ -354,125 +196,3 @@ def _node_groups(
         )
         out.append(ref)
     return out
-
-
-def _irsa(ctx: RenderContext, m: TerraformModule, eks: Ref, name: str) -> Any:
-    """OIDC provider and the cluster autoscaler's role, trusted for its service account only."""
-    aws = names.aws_section(ctx.config)
-    issuer = eks.attr("identity[0].oidc[0].issuer", sandbox="https://oidc.rehearsal.invalid/id/rehearsal")
-    oidc = m.resource(
-        "aws_iam_openid_connect_provider",
-        "main",
-        {"url": issuer, "client_id_list": ["sts.amazonaws.com"], "tags": {"Name": f"{name}-eks-irsa"}},
-    )
-    host = (
-        "oidc.rehearsal.invalid/id/rehearsal"
-        if m.sandbox
-        else '${replace(aws_iam_openid_connect_provider.main.url, "https://", "")}'
-    )
-    trust = m.data(
-        "aws_iam_policy_document",
-        "autoscaler_trust",
-        {
-            "statement": [
-                {
-                    "actions": ["sts:AssumeRoleWithWebIdentity"],
-                    "principals": [
-                        {"type": "Federated", "identifiers": [oidc.attr("arn", sandbox="rehearsal")]}
-                    ],
-                    "condition": [
-                        {
-                            "test": "StringEquals",
-                            "variable": f"{host}:sub",
-                            "values": [
-                                f"system:serviceaccount:{literal(ctx.config.namespace)}:{AUTOSCALER_SA}"
-                            ],
-                        },
-                        {"test": "StringEquals", "variable": f"{host}:aud", "values": ["sts.amazonaws.com"]},
-                    ],
-                }
-            ]
-        },
-    )
-    rights = m.data(
-        "aws_iam_policy_document",
-        "autoscaler",
-        {
-            "statement": [
-                {
-                    "actions": [
-                        "autoscaling:DescribeAutoScalingGroups",
-                        "autoscaling:DescribeAutoScalingInstances",
-                        "autoscaling:DescribeLaunchConfigurations",
-                        "autoscaling:DescribeScalingActivities",
-                        "autoscaling:DescribeTags",
-                        "ec2:DescribeImages",
-                        "ec2:DescribeInstanceTypes",
-                        "ec2:DescribeLaunchTemplateVersions",
-                        "ec2:GetInstanceTypesFromInstanceRequirements",
-                        "eks:DescribeNodegroup",
-                    ],
-                    "resources": ["*"],
-                },
-                {
-                    "actions": [
-                        "autoscaling:SetDesiredCapacity",
-                        "autoscaling:TerminateInstanceInAutoScalingGroup",
-                    ],
-                    "resources": ["*"],
-                    "condition": [
-                        {
-                            "test": "StringEquals",
-                            "variable": f"autoscaling:ResourceTag/k8s.io/cluster-autoscaler/{name}",
-                            "values": ["owned"],
-                        }
-                    ],
-                },
-            ]
-        },
-    )
-    role = m.resource(
-        "aws_iam_role",
-        "autoscaler",
-        {
-            "name": f"{name}-cluster-autoscaler",
-            "assume_role_policy": trust.attr("json", sandbox="rehearsal"),
-            "permissions_boundary": literal(aws.permissions_boundary),
-        },
-    )
-    m.resource(
-        "aws_iam_role_policy",
-        "autoscaler",
-        {
-            "name": "cluster-autoscaler",
-            "role": role.attr("id", sandbox="rehearsal"),
-            "policy": rights.attr("json", sandbox="rehearsal"),
-        },
-    )
-    return role.attr("arn", sandbox=f"arn:aws:iam::000000000000:role/{name}-cluster-autoscaler")
-
-
-def _efs(ctx: RenderContext, m: TerraformModule, name: str, subnets: Any, security_group: Any) -> Any:
-    efs = m.resource(
-        "aws_efs_file_system",
-        "main",
-        {
-            "creation_token": f"{name}-jupyterhub-shared",
-            "encrypted": True,
-            "tags": {"Name": f"{name}-jupyterhub-shared"},
-        },
-    )
-    count = len(subnets) if isinstance(subnets, list) else f"${{length({subnets[2:-1]})}}"
-    m.resource(
-        "aws_efs_mount_target",
-        "main",
-        {
-            "count": count,
-            "file_system_id": efs.attr("id", sandbox="fs-rehearsal"),
-            "subnet_id": f"${{element({subnets[2:-1] if isinstance(subnets, str) else _hcl(subnets)}, count.index)}}",
-            "security_groups": [security_group],
-        },
-    )
-    return efs.attr(
-        "dns_name", sandbox=f"fs-rehearsal.efs.{literal(names.aws_section(ctx.config).region)}.amazonaws.com"
-    )

@@ -112,3 +112,8 @@ def require(ctx: RenderContext, m: TerraformModule, cloud_provider: str) -> None
         ctx.pins.version("terraform"),
         {cloud_provider: ctx.pins.provider(cloud_provider), "local": ctx.pins.provider("local")},
     )
+
+
+def hcl(value: Any) -> str:
+    """A JSON value as an HCL expression (JSON objects and lists are valid HCL)."""
+    return json.dumps(value, sort_keys=True)
