@@ -294,7 +294,9 @@ def test_plugin_provider_outside_the_lockfile_is_named_as_skipped() -> None:
         "terraform": {"required_providers": {"null": {"source": "hashicorp/null", "version": "= 3.2.3"}}},
         "resource": {"null_resource": {"x": {}}},
     }
-    stage = Stage(name="50-plugin", description="a plugin's stage", render=lambda ctx: {}, mock_outputs=NoOutputs())
+    stage = Stage(
+        name="50-plugin", description="a plugin's stage", render=lambda ctx: {}, mock_outputs=NoOutputs()
+    )
 
     def plugin(stages: list[StageRender]) -> StageRender:
         from pathlib import PurePosixPath
@@ -306,4 +308,26 @@ def test_plugin_provider_outside_the_lockfile_is_named_as_skipped() -> None:
     run = type(run)(**{**run.__dict__, "stages": [run.stages[-1]]})
     (finding,) = check_terraform_schema(run)
     assert finding.kind == "skipped" and finding.stage == "50-plugin"
-    assert "hashicorp/null 3.2.3 is not pinned in lockfiles/versions.yaml and has no stored schema" in finding.message
+    assert (
+        "hashicorp/null 3.2.3 is not pinned in lockfiles/versions.yaml and has no stored schema"
+        in finding.message
+    )
+
+
+@pytest.mark.e2e
+def test_terraform_accepts_every_stored_schema() -> None:
+    """Terraform validates a provider's schema when it loads it (InternalValidate): load all."""
+    from stagegraph.tfschema.store import read_document
+
+    required = {}
+    for path in sorted(SCHEMAS.glob("*.json.gz")):
+        (source,) = read_document(path)["provider_schemas"]
+        _, namespace, name = source.split("/")
+        version = path.name.removesuffix(".json.gz").rsplit("-", 1)[1]
+        required[name] = {"source": f"{namespace}/{name}", "version": f"= {version}"}
+    assert len(required) >= 10
+    doc = {"terraform": {"required_providers": required}}
+    stage = StageUnderCheck("every provider", {"main.tf.json": json.dumps(doc).encode()}, {})
+    (result,) = check_stages([stage], SCHEMAS, find_terraform("auto").argv)
+    assert result.ok, result.problems
+    assert len(result.providers) == len(required)
