@@ -411,13 +411,18 @@ class Served:
             server.add_insecure_port(f"unix://{sock}")
             server.start()
             self._servers.append(server)
-            self.reattach[source] = {
+            entry = {
                 "Protocol": "grpc",
                 "ProtocolVersion": 6,
                 "Pid": os.getpid(),
                 "Test": True,
                 "Addr": {"Network": "unix", "String": sock},
             }
+            self.reattach[source] = entry
+            # OpenTofu reads the same variable but spells a short source with its own
+            # registry's host; Terraform ignores an entry no configuration asks for.
+            if source.startswith("registry.terraform.io/"):
+                self.reattach[source.replace("registry.terraform.io/", "registry.opentofu.org/", 1)] = entry
 
     def env(self) -> dict[str, str]:
         return {"TF_REATTACH_PROVIDERS": json.dumps(self.reattach)}
