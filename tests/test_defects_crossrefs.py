@@ -55,15 +55,21 @@ def test_secret_references_check_names_a_secret_nobody_creates() -> None:
 
 
 def _conda_client(data: dict[str, Any]) -> dict[str, Any]:
-    client: dict[str, Any] = data["resource"]["terraform_data"]["keycloak_openid_client__conda_store"]["input"]
+    client: dict[str, Any] = data["resource"]["terraform_data"]["keycloak_openid_client__conda_store"][
+        "input"
+    ]
     return client
 
 
 def test_conda_store_client_allows_the_callback_conda_store_uses() -> None:
     stages = render_file(DEFAULT)
     allowed = _conda_client(doc(stages, "06-kubernetes-keycloak-configuration"))["valid_redirect_uris"]
-    callback = doc(stages, "07-kubernetes-services")["locals"]["conda_store_settings"]["oauth"]["callback_url"]
-    assert [u.replace("${var.base_url}", "") for u in allowed] == [callback.replace("https://${var.domain}", "")]
+    callback = doc(stages, "07-kubernetes-services")["locals"]["conda_store_settings"]["oauth"][
+        "callback_url"
+    ]
+    assert [u.replace("${var.base_url}", "") for u in allowed] == [
+        callback.replace("https://${var.domain}", "")
+    ]
     assert callback.endswith("/conda-store/oauth_callback/")
     assert problem_lines(check(stages, only=["oauth-redirects"])) == []
 

@@ -83,9 +83,10 @@ class NebariConfig(Section):
 
     # -- Main ---------------------------------------------------------------------------
     provider: Provider = Field(
-        "sandbox",
-        description="Where the cluster comes from: sandbox (offline stand-ins), local (kind), existing "
-        "(your kubeconfig), aws, gcp or azure. Cannot change after the first deploy.",
+        "local",
+        description="Where the cluster comes from: local (kind; Nebari's default), existing (your "
+        "kubeconfig), aws, gcp, azure, or sandbox (offline stand-ins, a rehearsal). Cannot change "
+        "after the first deploy.",
     )
     namespace: Namespace = Field("dev", description="Kubernetes namespace of the platform.")
     nebari_version: NebariVersion = Field(NEBARI_VERSION, description="Nebari release this config follows.")
@@ -200,7 +201,9 @@ class NebariConfig(Section):
                 provider = present[0]
                 data = {**data, "provider": provider}
         if provider is None and "provider" not in data:
-            provider = "sandbox"
+            # Nebari's schema default: a minimal Nebari config deploys a kind cluster, never
+            # a rehearsal. The sandbox is chosen explicitly (this repository's config does).
+            provider = "local"
         if provider in _DEFAULTED_SECTIONS and data.get(provider) is None:
             # Every field of these sections has a default; filling the section in lets stages
             # read `config.<provider>` without a None check.
