@@ -139,8 +139,10 @@ def diagnostics(stdout: str, stderr: str, exit_code: int) -> list[str]:
             event = json.loads(line)
         except ValueError:
             continue
-        diag = event.get("diagnostic") if isinstance(event, dict) else None
-        if event.get("type") != "diagnostic" or not diag or diag.get("severity") != "error":
+        if not isinstance(event, dict) or event.get("type") != "diagnostic":
+            continue
+        diag = event.get("diagnostic") or {}
+        if diag.get("severity") != "error":
             continue
         rng = diag.get("range") or {}
         where = f"{rng['filename']}:{rng.get('start', {}).get('line', '?')}: " if rng.get("filename") else ""
