@@ -83,9 +83,7 @@ def test_nebari_extension_switches_that_would_be_ignored_are_refused(flag: str) 
 
 
 def test_kuberhealthy_helm_version_accepts_nebari_default_and_refuses_others() -> None:
-    base = (
-        ROOT / "nebari-config.yaml"
-    ).read_text() + "monitoring:\n  healthchecks:\n    kuberhealthy_helm_version: {v}\n"
+    base = "project_name: demo\nprovider: sandbox\nmonitoring:\n  healthchecks:\n    kuberhealthy_helm_version: {v}\n"
     assert (
         parse_config(base.format(v='"100"'), "c").monitoring.healthchecks.kuberhealthy_helm_version == "100"
     )
