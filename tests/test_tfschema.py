@@ -419,3 +419,27 @@ def test_read_only_attributes_set_in_config_are_found() -> None:
     assert read_only_set({"name": "x", "meta": [{"uid": "u"}], "status": None}, BLOCK, []) == [
         ["meta", 0, "uid"]
     ]
+
+
+def test_terraform_diagnostics_become_one_line_each() -> None:
+    from stagegraph.checks.providers import diagnostics
+
+    events = [
+        {"type": "version", "terraform": "1.11.0"},
+        {
+            "type": "diagnostic",
+            "diagnostic": {
+                "severity": "error",
+                "summary": "Missing required argument",
+                "detail": 'The argument "chart" is required,\nbut no definition was found.',
+                "range": {"filename": "main.tf.json", "start": {"line": 12}},
+            },
+        },
+        {"type": "diagnostic", "diagnostic": {"severity": "warning", "summary": "Deprecated"}},
+    ]
+    stdout = "\n".join(json.dumps(e) for e in events) + "\n42\nnot json\n"
+    assert diagnostics(stdout, "", 1) == [
+        'main.tf.json:12: Missing required argument: The argument "chart" is required, but no definition was found.'
+    ]
+    assert diagnostics("", "Error: something odd\n", 1) == ["terraform exited 1: Error: something odd"]
+    assert diagnostics("", "", 0) == []

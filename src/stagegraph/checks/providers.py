@@ -27,7 +27,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,10 +62,22 @@ class StageResult:
     problems: tuple[str, ...]
     seconds: float
     providers: tuple[str, ...] = field(default=())
+    #: Why the stage was not planned although nothing is wrong with the pins (a provider
+    #: neither pinned in the lockfile nor stored, e.g. one a plugin brings).
+    skipped: tuple[str, ...] = field(default=())
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    stage: StageUnderCheck
+    docs: dict[str, dict[str, Any]]
+    providers: dict[str, tuple[str, str]]
+    problems: list[str]
+    skipped: list[str]
 
 
 def terraform_documents(files: Mapping[str, bytes]) -> dict[str, dict[str, Any]]:
@@ -127,8 +139,10 @@ def diagnostics(stdout: str, stderr: str, exit_code: int) -> list[str]:
             event = json.loads(line)
         except ValueError:
             continue
-        diag = event.get("diagnostic") if isinstance(event, dict) else None
-        if event.get("type") != "diagnostic" or not diag or diag.get("severity") != "error":
+        if not isinstance(event, dict) or event.get("type") != "diagnostic":
+            continue
+        diag = event.get("diagnostic") or {}
+        if diag.get("severity") != "error":
             continue
         rng = diag.get("range") or {}
         where = f"{rng['filename']}:{rng.get('start', {}).get('line', '?')}: " if rng.get("filename") else ""
@@ -187,34 +201,42 @@ def check_stages(
     terraform_argv: Sequence[str],
     *,
     pinned_by: str = "lockfiles/versions.yaml",
+    pinned: Collection[tuple[str, str]] | None = None,
     workers: int = 2,
     on_result: Callable[[StageResult], None] | None = None,
 ) -> list[StageResult]:
     """Plan every stage with real Terraform against the stored provider schemas.
 
     `terraform_argv` starts Terraform (`TerraformBinary.argv`: a binary, or the embedded
-    one). A provider with no stored schema fails the stages that need it, by name.
+    one). A provider with no stored schema fails the stages that need it, by name; when
+    `pinned` lists the lockfile's (source, version) pairs, a provider outside it with no
+    stored schema only skips the stage, with the reason.
     """
     from stagegraph.tfschema.echo import Served, load_schema
 
-    prepared: list[
-        tuple[StageUnderCheck, dict[str, dict[str, Any]], dict[str, tuple[str, str]], list[str]]
-    ] = []
+    pinned_full = None if pinned is None else {(full_source(src), ver) for src, ver in pinned}
+    prepared: list[_Prepared] = []
     needed: dict[str, Path] = {}
     for stage in stages:
         docs = terraform_documents(stage.files)
         providers, problems = required_providers(docs)
+        skipped: list[str] = []
         for source, version in providers.values():
             try:
                 needed[full_source(source)] = require_schema(schema_dir, source, version, pinned_by)
             except MissingSchemaError as exc:
-                problems.append(str(exc))
-        prepared.append((stage, docs, providers, problems))
+                if pinned_full is None or (full_source(source), version) in pinned_full:
+                    problems.append(str(exc))
+                else:
+                    skipped.append(
+                        f"provider {source} {version} is not pinned in {pinned_by} and has no stored schema"
+                    )
+        prepared.append(_Prepared(stage, docs, providers, problems, skipped))
 
     results: list[StageResult] = []
     with tempfile.TemporaryDirectory(prefix="sg-provider-check-") as tmp:
         root = Path(tmp)
-        used = _used_types(docs for _, docs, _, _ in prepared)
+        used = _used_types(item.docs for item in prepared)
         served = Served({src: _prune(load_schema(path, src), used) for src, path in needed.items()}, root)
         try:
             env = {
@@ -225,18 +247,20 @@ def check_stages(
             (root / "none.tfrc").write_text("", encoding="utf-8")
 
             def one(index: int) -> StageResult:
-                stage, docs, providers, problems = prepared[index]
+                item = prepared[index]
                 t0 = time.monotonic()
-                if not problems:
+                problems = item.problems
+                if not problems and not item.skipped:
                     workdir = root / f"stage{index}"
                     workdir.mkdir()
-                    scratch_copy(docs, stage, workdir)
+                    scratch_copy(item.docs, item.stage, workdir)
                     problems = _plan(terraform_argv, workdir, env)
                 result = StageResult(
-                    stage.label,
+                    item.stage.label,
                     tuple(problems),
                     time.monotonic() - t0,
-                    tuple(sorted(f"{s} {v}" for s, v in providers.values())),
+                    tuple(sorted(f"{s} {v}" for s, v in item.providers.values())),
+                    tuple(item.skipped),
                 )
                 if on_result is not None:
                     on_result(result)

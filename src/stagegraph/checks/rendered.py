@@ -10,6 +10,7 @@ which the Kubernetes schema checks cover.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from stagegraph.checks.providers import SECRET_PLACEHOLDER, StageUnderCheck
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from stagegraph.schema.config import NebariConfig
 
 
-def mock_variables(graph: StageGraph, stage: Stage) -> dict[str, Any]:
+def mock_variables(graph: StageGraph | Mapping[str, Stage], stage: Stage) -> dict[str, Any]:
     """The stage's Terraform variables built from its upstream stages' declared mock outputs."""
     outputs: dict[str, BaseModel] = {}
     for dep in stage.depends_on:
@@ -79,16 +80,21 @@ def stages_to_check(
         if not any(name.endswith(".tf.json") for name in rendered.files):
             notes.append(f"{label} {stage.name}: renders no Terraform files")
             continue
-        stages.append(
-            StageUnderCheck(
-                label=f"{label} {stage.name}",
-                files=rendered.files,
-                variables=mock_variables(graph, stage),
-                sensitive={
-                    s.variable: value
-                    for s in stage.sensitive
-                    if (value := secret_placeholder(config, s.config_path)) is not None
-                },
-            )
-        )
+        stages.append(under_check(f"{label} {stage.name}", rendered.files, stage, graph, config))
     return stages, notes
+
+
+def under_check(
+    label: str,
+    files: Mapping[str, bytes],
+    stage: Stage,
+    graph: StageGraph | Mapping[str, Stage],
+    config: NebariConfig | None,
+) -> StageUnderCheck:
+    """A rendered stage with its mock upstream variables and stand-ins for its secrets."""
+    sensitive: dict[str, str] = {}
+    for item in stage.sensitive:
+        value = secret_placeholder(config, item.config_path) if config is not None else SECRET_PLACEHOLDER
+        if value is not None:
+            sensitive[item.variable] = value
+    return StageUnderCheck(label, files, mock_variables(graph, stage), sensitive)

@@ -53,6 +53,10 @@ NAME = "07-kubernetes-services"
 class ServicesInputs(ClusterNamespaceInputs):
     domain: str = Field(description="Domain the services answer on.")
     certificate_type: str = Field(description="Certificate the ingress serves (self-signed, ...).")
+    certificate_ca: str | None = Field(
+        None,
+        description="Self-signed ingress certificate (base64 PEM) the API server verifies webhooks with.",
+    )
     node_selectors: dict[str, NodeSelector] = Field(
         description="Node selectors of the general, user and worker node groups."
     )
@@ -90,6 +94,7 @@ def connect(up: Upstream) -> ServicesInputs:
         namespace=init.namespace,
         domain=ingress.domain,
         certificate_type=ingress.certificate_type,
+        certificate_ca=ingress.certificate_ca,
         node_selectors=infra.node_selectors,
         registry_pull_secret=init.registry_pull_secret,
         keycloak_url=keycloak.keycloak_url,
@@ -104,6 +109,7 @@ def connect(up: Upstream) -> ServicesInputs:
 #: Exactly what the render reads. monitoring.healthchecks belongs to stages 10 and 11.
 SECTIONS = (
     "argo_workflows",
+    "certificate.type",
     "conda_store",
     "default_images",
     "environments",

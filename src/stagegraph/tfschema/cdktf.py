@@ -299,7 +299,8 @@ def _block_type(mem: _Member, entry: _Hcl, inner: dict[str, Any]) -> dict[str, A
         bt: dict[str, Any] = {"nesting_mode": "list", "block": inner, "max_items": 1}
     else:
         bt = {"nesting_mode": {"map": "map"}.get(entry.kind, entry.kind), "block": inner}
-    if mem.required:
+    if mem.required and bt["nesting_mode"] in ("list", "set"):
+        # Terraform allows item counts on list and set blocks only.
         bt["min_items"] = 1
     return bt
 
@@ -312,6 +313,40 @@ def _block(attributes: dict[str, Any], blocks: dict[str, Any]) -> dict[str, Any]
         out["block_types"] = dict(sorted(blocks.items()))
     out["description_kind"] = "plain"
     return out
+
+
+def _has_dynamic(t: Any) -> bool:
+    if t == "dynamic":
+        return True
+    if isinstance(t, list):
+        return any(_has_dynamic(x) for x in (t[1].values() if t[0] == "object" else t[1:]))
+    return False
+
+
+def _block_has_dynamic(block: dict[str, Any]) -> bool:
+    for attr in block.get("attributes", {}).values():
+        if _has_dynamic(attr.get("type")) or (
+            "nested_type" in attr and _block_has_dynamic(attr["nested_type"])
+        ):
+            return True
+    return any(_block_has_dynamic(bt["block"]) for bt in block.get("block_types", {}).values())
+
+
+def make_valid(block: dict[str, Any]) -> dict[str, Any]:
+    """Where cdktf gives no type (a deeply recursive structure, typed `any`), the attribute is
+    dynamic; Terraform forbids dynamic values inside set blocks, so such a set block is
+    stored as a list block (the check then accepts what the set would, in any order)."""
+    for bt in block.get("block_types", {}).values():
+        make_valid(bt["block"])
+        if bt["nesting_mode"] == "set" and _block_has_dynamic(bt["block"]):
+            bt["nesting_mode"] = "list"
+    for attr in block.get("attributes", {}).values():
+        nested = attr.get("nested_type")
+        if nested is not None:
+            make_valid(nested)
+            if nested["nesting_mode"] == "set" and _block_has_dynamic(nested):
+                nested["nesting_mode"] = "list"
+    return block
 
 
 def extract_provider(modules: Iterable[Iterable[str]]) -> dict[str, Any]:
@@ -338,7 +373,7 @@ def extract_provider(modules: Iterable[Iterable[str]]) -> dict[str, Any]:
             if type_name is None:
                 raise CdktfFormatError(f"class {name} names no tfResourceType")
             target = resources if base == "TerraformResource" else data_sources
-            target[type_name.group(1)] = {"version": 0, "block": reader.block(name, name)}
+            target[type_name.group(1)] = {"version": 0, "block": make_valid(reader.block(name, name))}
     if provider is None:
         raise CdktfFormatError("the package defines no provider class")
     return {

@@ -1,40 +1,35 @@
 """A Terraform provider that serves a stored schema and plans by echoing the configuration.
 
-Real Terraform starts it (through `dev_overrides`, see `stagegraph.tfschema.harness`) in
-place of the real provider, asks it for its schema, and then does every check of its own:
-unknown arguments and blocks ("Did you mean ..."), missing required arguments, wrong types,
-wrong nesting, read-only attributes set in configuration. The provider's answers are those
-of a faithful planner that knows nothing of the remote system:
+Real Terraform reaches it (through `TF_REATTACH_PROVIDERS`, see
+`stagegraph.checks.providers`) in place of the real provider, asks it for its schema, and
+then does every check of its own: unknown arguments and blocks ("Did you mean ..."),
+missing required arguments, wrong types, wrong nesting. The provider's answers are those of
+a faithful planner that knows nothing of the remote system:
 
-- validation and provider configuration accept everything (the provider's own validators,
-  conflicts and allowed values, are not modelled; Terraform's schema checks are all there);
+- validation refuses what every provider SDK refuses, a read-only (computed-only)
+  attribute set in configuration, and accepts everything else: the provider's own
+  validators (conflicts, allowed values) are not modelled;
 - a planned resource is its configuration with every computed attribute the configuration
   leaves null marked unknown, exactly what a new resource's plan shows;
 - a data source read during plan returns its configuration with computed attributes filled
   with typed placeholders (Terraform refuses unknown values from a read).
 
 It speaks Terraform's plugin protocol 6 over gRPC with the message classes of the PyPI
-package `tf`, and the go-plugin handshake (one line on stdout, mutual TLS certificate).
-`python -m stagegraph.tfschema.echo SCHEMA.json[.gz] SOURCE` runs it: a program, so it
-prints its handshake and exits; nothing else here prints.
+package `tf`. `Served` runs one per provider inside the calling process, on unix sockets,
+and gives the `TF_REATTACH_PROVIDERS` value that points Terraform at them.
 """
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 import os
-import sys
-import tempfile
 from collections.abc import Mapping
 from concurrent import futures
 from pathlib import Path
 from typing import Any
 
 import grpc
-from tf.gen import grpc_controller_pb2 as controller_pb
-from tf.gen import grpc_controller_pb2_grpc as controller_rpc
 from tf.gen import grpc_stdio_pb2_grpc as stdio_rpc
 from tf.gen import tfplugin_pb2 as pb
 from tf.gen import tfplugin_pb2_grpc as rpc
@@ -306,95 +301,12 @@ class EchoProvider(rpc.ProviderServicer):  # type: ignore[misc]
         return pb.StopProvider.Response()
 
 
-# --- go-plugin handshake --------------------------------------------------------------------
-
-
-def _certificate() -> tuple[bytes, bytes, bytes]:
-    """A fresh self-signed certificate for go-plugin's mutual TLS: (key PEM, cert PEM, DER)."""
-    from datetime import UTC, datetime, timedelta
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=True,
-                data_encipherment=False,
-                key_agreement=True,
-                key_cert_sign=True,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return (
-        key_pem,
-        cert.public_bytes(serialization.Encoding.PEM),
-        cert.public_bytes(serialization.Encoding.DER),
-    )
-
-
-class _Controller(controller_rpc.GRPCControllerServicer):  # type: ignore[misc]
-    def __init__(self, stop: Any) -> None:
-        self._stop = stop
-
-    def Shutdown(self, request: Any, context: Any) -> Any:
-        self._stop()
-        return controller_pb.Empty()
+# --- serving -------------------------------------------------------------------------------
 
 
 class _Stdio(stdio_rpc.GRPCStdioServicer):  # type: ignore[misc]
     def StreamStdio(self, request: Any, context: Any) -> Any:
         return iter(())
-
-
-def serve(schema: Mapping[str, Any]) -> None:
-    """Serve until Terraform shuts the plugin down (or closes our stdin's parent)."""
-    import threading
-
-    done = threading.Event()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    rpc.add_ProviderServicer_to_server(EchoProvider(schema), server)
-    controller_rpc.add_GRPCControllerServicer_to_server(_Controller(done.set), server)
-    stdio_rpc.add_GRPCStdioServicer_to_server(_Stdio(), server)
-    key_pem, cert_pem, der = _certificate()
-    credentials = grpc.ssl_server_credentials([(key_pem, cert_pem)], require_client_auth=False)
-    with tempfile.TemporaryDirectory(prefix="sg-echo-") as tmp:
-        sock = os.path.join(tmp, "plugin.sock")
-        server.add_secure_port(f"unix://{sock}", credentials)
-        server.start()
-        cert = base64.b64encode(der).decode().rstrip("=")
-        sys.stdout.write(f"1|6|unix|{sock}|grpc|{cert}\n")
-        sys.stdout.flush()
-        done.wait()
-        server.stop(grace=0.2)
 
 
 class Served:
@@ -411,13 +323,18 @@ class Served:
             server.add_insecure_port(f"unix://{sock}")
             server.start()
             self._servers.append(server)
-            self.reattach[source] = {
+            entry = {
                 "Protocol": "grpc",
                 "ProtocolVersion": 6,
                 "Pid": os.getpid(),
                 "Test": True,
                 "Addr": {"Network": "unix", "String": sock},
             }
+            self.reattach[source] = entry
+            # OpenTofu reads the same variable but spells a short source with its own
+            # registry's host; Terraform ignores an entry no configuration asks for.
+            if source.startswith("registry.terraform.io/"):
+                self.reattach[source.replace("registry.terraform.io/", "registry.opentofu.org/", 1)] = entry
 
     def env(self) -> dict[str, str]:
         return {"TF_REATTACH_PROVIDERS": json.dumps(self.reattach)}
@@ -425,15 +342,3 @@ class Served:
     def close(self) -> None:
         for server in self._servers:
             server.stop(grace=0)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        sys.stderr.write("usage: python -m stagegraph.tfschema.echo SCHEMA.json[.gz] SOURCE\n")
-        sys.exit(2)
-    serve(load_schema(Path(args[0]), args[1]))
-
-
-if __name__ == "__main__":
-    main()

@@ -48,6 +48,7 @@ SOURCES: dict[str, Npm | Sdkv2Repo] = {
     "hashicorp/helm": Npm("@cdktf/provider-helm"),
     "hashicorp/kubernetes": Npm("@cdktf/provider-kubernetes"),
     "hashicorp/random": Npm("@cdktf/provider-random"),
+    "kreuzwerker/docker": Npm("@cdktf/provider-docker"),
     "hashicorp/aws": Npm("@cdktf/provider-aws"),
     "hashicorp/google": Npm("@cdktf/provider-google"),
     "hashicorp/azurerm": Npm("@cdktf/provider-azurerm"),
