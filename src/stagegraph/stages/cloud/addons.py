@@ -40,7 +40,6 @@ def render_addons(ctx: RenderContext, m: TerraformModule, namespace: str, after:
             },
         },
         "nodeSelector": general,
-        "extraArgs": {"balance-similar-node-groups": True, "skip-nodes-with-local-storage": False},
     }
     helm_release(m, ctx, "cluster-autoscaler", "cluster_autoscaler", namespace, values, depends_on=after)
     gpu_groups = sorted(name for name, group in aws.node_groups.items() if group.gpu)
