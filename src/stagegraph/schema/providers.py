@@ -220,11 +220,6 @@ class AmazonWebServicesProvider(Section):
 
     region: str = Field(min_length=1, description="AWS region (e.g. us-east-1).")
 
-    @field_validator("region")
-    @classmethod
-    def _known_region(cls, value: str) -> str:
-        return _region("aws", value)
-
     kubernetes_version: KubernetesVersion | None = Field(
         None,
         description="EKS Kubernetes version, quoted (e.g. '1.31'); null: the lockfile's kubernetes.max_version. "
@@ -269,6 +264,11 @@ class AmazonWebServicesProvider(Section):
             raise field_problem(missing, "set existing_subnet_ids and existing_security_group_id together")
         return self
 
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        return _region("aws", value)
+
 
 class GCPIPAllocationPolicy(Section):
     """Secondary IP ranges of a VPC-native GKE cluster."""
@@ -298,11 +298,6 @@ class GoogleCloudPlatformProvider(Section):
     """A GKE cluster on Google Cloud Platform."""
 
     region: str = Field(min_length=1, description="GCP region (e.g. us-central1).")
-
-    @field_validator("region")
-    @classmethod
-    def _known_region(cls, value: str) -> str:
-        return _region("gcp", value)
 
     project: str = Field(
         pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$",
@@ -338,6 +333,11 @@ class GoogleCloudPlatformProvider(Section):
         None, description="Private cluster settings."
     )
 
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        return _region("gcp", value)
+
 
 AzureTagKey = Annotated[str, StringConstraints(max_length=512, pattern=r"^[^<>%&\\?/]*$")]
 AzureTagValue = Annotated[str, StringConstraints(max_length=256)]
@@ -347,11 +347,6 @@ class AzureProvider(Section):
     """An AKS cluster on Microsoft Azure."""
 
     region: str = Field(min_length=1, description="Azure region (e.g. Central US).")
-
-    @field_validator("region")
-    @classmethod
-    def _known_region(cls, value: str) -> str:
-        return _region("azure", value)
 
     kubernetes_version: KubernetesVersion | None = Field(
         None,
@@ -386,3 +381,8 @@ class AzureProvider(Section):
     max_pods: int | None = Field(None, ge=1, description="Most pods per node.")
     workload_identity_enabled: bool = Field(False, description="Whether to enable AKS workload identity.")
     azure_policy_enabled: bool | None = Field(None, description="Whether to enable the Azure Policy add-on.")
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        return _region("azure", value)
