@@ -104,7 +104,7 @@ class Session:
 
     def command_name(self) -> str:
         """The task the user asked for (`deploy`, `destroy`, a stage name, ...), for records."""
-        known = {"deploy", "destroy", "plan", "apply_plan", "render", *self.graph.names}
+        known = {"deploy", "destroy", "destroy_orphans", "plan", "apply_plan", "render", *self.graph.names}
         for token in self.argv[1:]:
             if token.split(":")[0] in known:
                 return token.split(":")[0]
@@ -228,6 +228,9 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
     def task_destroy() -> Iterator[TaskDict]:
         """Destroy in reverse dependency order, stop at the first failure (--keep STAGE)."""
         keep = set(graph.ancestors(destroy_opts["keep"])) if destroy_opts["keep"] else set()
+        # A whole `doit destroy` also destroys the stages that left the graph, first: they
+        # may need what the stages still in it provide (the cluster).
+        orphans_first = ["destroy_orphans"] if "destroy" in s.argv[1:] else []
         yield {"name": None, "doc": "Destroy every stage not kept", "params": DESTROY_PARAMS}
         for stage in graph.stages:
             if stage.name in keep:
@@ -237,19 +240,44 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
                 "actions": [(failing_cleanly(actions.do_destroy), [s, stage.name])],
                 "task_dep": [
                     "_lock",
+                    *orphans_first,
                     *(f"destroy:{d}" for d in graph.dependents(stage.name) if d not in keep),
                 ],
                 "uptodate": [_destroyed_uptodate(s, stage.name)],
                 "verbosity": 2,
             }
 
+    def task_destroy_orphans() -> TaskDict:
+        """Destroy stages that left the graph (plugin disabled or uninstalled) from their recorded render and state."""
+        return {
+            "actions": [(failing_cleanly(actions.do_destroy_orphans), [s])],
+            "params": [
+                {
+                    "name": "stage",
+                    "long": "stage",
+                    "default": [],
+                    "type": list,
+                    "help": "destroy only this orphan (repeatable; default: every one `doit status` lists)",
+                }
+            ],
+            "verbosity": 2,
+        }
+
     def task_status() -> TaskDict:
-        """Per stage: applied, stale, never applied, failed or destroyed, and when."""
+        """Per stage: applied, stale, never applied, failed or destroyed, and when; orphans too."""
         return {"actions": [(failing_cleanly(actions.do_status), [s])], "verbosity": 2}
 
     def task_why() -> TaskDict:
         """Name exactly which inputs of a stage changed since its last apply: doit why STAGE."""
         return {"actions": [(failing_cleanly(actions.do_why), [s])], "pos_arg": "stages", "verbosity": 2}
+
+    def task_forget_state() -> TaskDict:
+        """Accept that a stage's Terraform state is lost: forget its record: doit forget_state STAGE."""
+        return {
+            "actions": [(failing_cleanly(actions.do_forget_state), [s])],
+            "pos_arg": "stages",
+            "verbosity": 2,
+        }
 
     def task_graph() -> TaskDict:
         """Each stage's dependencies, config sections and pins (--svg FILE, --dot FILE)."""
@@ -347,8 +375,10 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         task_plan,
         task_apply_plan,
         task_destroy,
+        task_destroy_orphans,
         task_status,
         task_why,
+        task_forget_state,
         task_graph,
         task_init,
         task_schema,
@@ -402,17 +432,15 @@ def _render_uptodate(s: Session, name: str) -> Callable[[], bool]:
     def check() -> bool:
         if s.load_error is not None:
             return False
-        from stagegraph.render import is_current, render_inputs
+        from stagegraph.render import RenderedStage, is_current, render_inputs
 
         try:
             stage = s.graph[name]
             inputs = render_inputs(stage, s.project.config, s.project.lock)
+            digest = RenderedStage(name, stage.directory(s.project.config.provider), {}, inputs).digest
+            return is_current(s.project.stage_dir(stage), digest)
         except StagegraphError:
-            return False
-        from stagegraph.render import RenderedStage
-
-        digest = RenderedStage(name, stage.directory(s.project.config.provider), {}, inputs).digest
-        return is_current(s.project.stage_dir(stage), digest)
+            return False  # the action reports it
 
     return check
 
@@ -432,9 +460,16 @@ def _destroyed_uptodate(s: Session, name: str) -> Callable[[], bool]:
 def session_from_doit(root: Path) -> Session:
     from doit import get_var
 
+    from stagegraph import signals
+    from stagegraph.doitdb import recover_doit_db
     from stagegraph.plugins.manager import set_command_line_imports, split_imports
 
+    signals.install()
     set_command_line_imports(split_imports(get_var("import_plugin", None)))
+    # Before doit opens its database (it does so after loading dodo.py).
+    moved = recover_doit_db(root)
+    if moved:
+        print(f"warning: {moved}", file=sys.stderr)
     return Session(root, sys.argv, get_var("config", None))
 
 
