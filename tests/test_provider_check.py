@@ -334,3 +334,17 @@ def test_terraform_accepts_every_stored_schema() -> None:
     (result,) = check_stages([stage], SCHEMAS, find_terraform("auto").argv)
     assert result.ok, result.problems
     assert len(result.providers) == len(required)
+
+
+def test_no_terraform_is_left_registered_after_a_check() -> None:
+    """The plans register with the run's process tracking (Ctrl-C stops them) and leave it."""
+    from stagegraph import tfprocess
+
+    before = set(tfprocess._live)
+    results = check_stages(
+        [_stage("nebari-existing.happy.yaml", "03-kubernetes-initialize")],
+        SCHEMAS,
+        find_terraform("auto").argv,
+    )
+    assert [r.ok for r in results] == [True]
+    assert set(tfprocess._live) == before

@@ -184,19 +184,24 @@ def diagnostics(stdout: str, stderr: str, exit_code: int) -> list[str]:
 
 
 def _plan(argv: Sequence[str], workdir: Path, env: Mapping[str, str]) -> list[str]:
-    from stagegraph.tfprocess import start
+    from stagegraph.tfprocess import _untrack, start
 
+    # `start` registers the child so a Ctrl-C or SIGTERM of this run stops it too; it is
+    # unregistered once it has exited (what `supervise` does for the other commands).
     proc = start(
         [*argv, "plan", "-json", "-input=false", "-lock=false", "-refresh=false", f"-var-file={VARS_FILE}"],
         cwd=workdir,
         extra_env=env,
     )
     try:
-        stdout, stderr = proc.communicate(timeout=PLAN_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return [f"terraform plan did not finish in {PLAN_TIMEOUT_S:.0f}s"]
+        try:
+            stdout, stderr = proc.communicate(timeout=PLAN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return [f"terraform plan did not finish in {PLAN_TIMEOUT_S:.0f}s"]
+    finally:
+        _untrack(proc)
     return diagnostics(stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"), proc.returncode)
 
 
