@@ -52,6 +52,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "stagegraph.checks.helmvalues",
     "stagegraph.checks.secretrefs",
     "stagegraph.checks.oauthredirects",
+    "stagegraph.checks.selfsigned",
     "stagegraph.checks.tfproviders",
 )
 
