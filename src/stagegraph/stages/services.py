@@ -118,6 +118,7 @@ SECTIONS = (
     "nebari_version",
     "profiles",
     "secrets",
+    "security.roles",
     "storage",
     "telemetry",
     "theme",

@@ -24,6 +24,7 @@ from stagegraph.stages.svc_kube import (
     service,
 )
 from stagegraph.stages.svc_oauth import client_id, client_secret_env, endpoints
+from stagegraph.stages.svc_roles import CONDA_STORE_ROLES, conda_store_roles
 from stagegraph.stages.svc_storage import SharedVolumes
 from stagegraph.tfjson import Ref, TerraformModule, literal
 
@@ -54,7 +55,7 @@ c.CondaStoreServer.address = "0.0.0.0"
 c.CondaStoreServer.port = 8080
 c.CondaStoreServer.url_prefix = "/conda-store"
 c.CondaStoreServer.standalone = True
-c.CondaStoreServer.authentication_class = "conda_store_server.server.auth.GenericOAuthAuthentication"
+# The authentication class (a GenericOAuthAuthentication that applies roles) is below.
 oauth = settings["oauth"]
 c.GenericOAuthAuthentication.authorize_url = oauth["authorize_url"]
 c.GenericOAuthAuthentication.access_token_url = oauth["token_url"]
@@ -73,8 +74,8 @@ for section, traits in settings["extra_settings"].items():
     for trait, value in traits.items():
         setattr(getattr(c, section), trait, value)
 
-# --- conda_store.extra_config ---
 """
+EXTRA_CONFIG_MARK = "\n# --- conda_store.extra_config ---\n"
 
 
 def conda_store(ctx: RenderContext, m: TerraformModule, node_selector: str, volumes: SharedVolumes) -> Ref:
@@ -95,6 +96,7 @@ def conda_store(ctx: RenderContext, m: TerraformModule, node_selector: str, volu
             "default_namespace": literal(section.default_namespace),
             "max_workers": worker.max_workers if worker is not None else None,
             "extra_settings": literal(dict(section.extra_settings)),
+            "roles": conda_store_roles(ctx),
             "oauth": {
                 "client_id": client_id("conda_store"),
                 "authorize_url": ep["authorize"],
@@ -119,7 +121,9 @@ def conda_store(ctx: RenderContext, m: TerraformModule, node_selector: str, volu
             "metadata": [{"name": "conda-store-config", "namespace": NAMESPACE}],
             "data": {
                 "settings.json": "${jsonencode(local.conda_store_settings)}",
-                "conda_store_config.py": literal(CONFIG + section.extra_config),
+                "conda_store_config.py": literal(
+                    CONFIG + CONDA_STORE_ROLES + EXTRA_CONFIG_MARK + section.extra_config
+                ),
             },
         },
     )

@@ -19,7 +19,7 @@ from typing import Any
 
 from stagegraph.errors import RenderError
 from stagegraph.stage import RenderContext, SensitiveInput
-from stagegraph.stages import svc_hub_scripts
+from stagegraph.stages import svc_hub_scripts, svc_roles
 from stagegraph.stages.common import deep_merge, helm_release
 from stagegraph.stages.svc_images import Image, resolve_image
 from stagegraph.stages.svc_kube import NAMESPACE, Route, host, ingress_route, opaque_secret
@@ -88,6 +88,7 @@ def jupyterhub(
         "initial-repositories": literal(ctx.config.jupyterlab.initial_repositories),
         "config-mounts": mounts,
         "argo-workflows": argo,
+        "roles": svc_roles.hub_roles(ctx),
     }
     values = _values(hub, lab, nodes, custom)
     for part in extras:
@@ -154,6 +155,8 @@ def _values(hub: Image, lab: Image, nodes: dict[str, str], custom: dict[str, Any
             "extraConfig": {
                 "01-theme.py": literal(svc_hub_scripts.THEME),
                 "03-profiles.py": literal(svc_hub_scripts.PROFILES),
+                # Replaces the generic-oauth class above with its role-applying subclass.
+                "04-roles.py": literal(svc_roles.ROLES_SCRIPT),
             },
             "services": {"dask-gateway": {"display": False}},
         },
