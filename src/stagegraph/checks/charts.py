@@ -142,6 +142,8 @@ class ChartStore:
     cache_dir: Path | None = None
     fetcher: Fetch | None = None
     _failures: dict[str, str] = field(default_factory=dict)
+    #: Set when the network itself failed (no DNS, no route): later charts are not tried.
+    _unreachable: str | None = None
 
     def get(self, chart: str, version: str, repository: str = "") -> ChartData | str:
         """The chart's data, or one sentence saying why it is not available."""
@@ -157,11 +159,17 @@ class ChartStore:
         if self.fetcher is None or self.cache_dir is None or not repository:
             return f"no data for chart {chart} {version} (looked in {looked}; fetching is off)"
         key = f"{chart}@{version}"
+        if key not in self._failures and self._unreachable is not None:
+            self._failures[key] = f"not tried, the network is down ({self._unreachable})"
         if key not in self._failures:
             try:
                 self._download(chart, version, repository)
             except (OSError, ValueError, KeyError, tarfile.TarError, yaml.YAMLError) as exc:
                 self._failures[key] = f"{type(exc).__name__}: {exc}"
+                # An HTTP answer (404...) is this repository's; no answer at all is the
+                # network's, and every other repository would time out the same way.
+                if isinstance(exc, OSError) and getattr(exc, "code", None) is None:
+                    self._unreachable = self._failures[key]
         if key in self._failures:
             return (
                 f"no data for chart {chart} {version} (looked in {looked}; "

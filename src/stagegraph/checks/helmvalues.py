@@ -134,7 +134,8 @@ def schema_errors(merged: dict[str, Any], schema: dict[str, Any]) -> Iterator[st
 
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
     for error in sorted(cls(schema).iter_errors(merged), key=lambda e: list(e.absolute_path)):
-        if contains_unknown(error.instance):
+        # Keys are always known; a value Terraform fills in later is never judged.
+        if error.validator not in ("additionalProperties", "required") and contains_unknown(error.instance):
             continue
         path = ".".join(str(p) for p in error.absolute_path) or "(top)"
         yield f"{path}: {error.message}"

@@ -79,6 +79,10 @@ def _fill(value: Any) -> Any:
     return value
 
 
+#: Validators about an object's keys, which the render always knows.
+_KEY_VALIDATORS = frozenset({"additionalProperties", "required", "propertyNames"})
+
+
 def _about_placeholder(instance: Any) -> bool:
     return contains_unknown(instance) or _PLACEHOLDER in repr(instance)
 
@@ -131,7 +135,9 @@ def _crd_index(run: CheckRun, objects: list[tuple[str, KubeObject | str]]) -> Cr
         if isinstance(o, KubeObject) and "." in str(o.body.get("apiVersion", ""))
     }
     index = CrdIndex()
-    for key, pin in sorted(run.lock.helm_charts.items()):
+    # Lockfile order: the charts that install CRDs (traefik_crds) come before those that
+    # merely bundle copies of them (dask-gateway's Traefik CRDs); the first source wins.
+    for key, pin in run.lock.helm_charts.items():
         data = run.charts.get(pin.chart, pin.version, pin.repository)
         if isinstance(data, str):
             continue  # reported by name when a custom resource of its group needs it
@@ -204,7 +210,8 @@ def _check_object(
         schema, source = found
         validator = jsonschema.Draft202012Validator(schema)
     for error in sorted(validator.iter_errors(obj.body), key=lambda e: [str(p) for p in e.absolute_path]):
-        if _about_placeholder(error.instance):
+        # Keys are always known; a value Terraform fills in later is never judged.
+        if error.validator not in _KEY_VALIDATORS and _about_placeholder(error.instance):
             continue
         path = ".".join(str(p) for p in error.absolute_path) or "(top)"
         yield Finding.problem(stage, NAME, f"{prefix}: {path}: {error.message} [{source}]")

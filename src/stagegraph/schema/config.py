@@ -229,7 +229,14 @@ class NebariConfig(Section):
         if self.storage.type == "efs" and self.provider != "aws":
             raise field_problem("storage.type", "efs is supported only with provider aws", "efs")
         if self.certificate.type == "lets-encrypt" and not self.domain:
-            raise field_problem("domain", "required when certificate.type is lets-encrypt", self.domain)
+            # Nebari accepts this with the DNS challenge and fails at deploy; refused here at
+            # once, because the ACME certificate is issued for the domain and Traefik routes by it.
+            raise field_problem(
+                "domain",
+                "required when certificate.type is lets-encrypt (the certificate is issued for this "
+                "domain); set domain, or use type self-signed until the domain exists",
+                self.domain,
+            )
         return self
 
     @property
