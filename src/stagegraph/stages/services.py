@@ -10,6 +10,8 @@ adds its resources to the module and returns what the others need:
                    and the users' secrets of their groups (user_secrets)
   svc_jhub_apps    jhub-apps, when enabled (hub configuration)
   svc_dask         Dask Gateway with the dask_worker profiles
+  svc_dask_etc     users' dask-etc configuration (Gateway() with no arguments), TCP route 8786
+  svc_roles        what 06's roles and scopes mean to JupyterHub and conda-store
   svc_argo         Argo Workflows and the workflow controller, when enabled
   svc_monitoring   Prometheus, Grafana, Loki, Promtail, MinIO, when enabled
 
@@ -38,6 +40,7 @@ from stagegraph.stages.svc_addresses import internal_url
 from stagegraph.stages.svc_argo import argo_workflows, hub_settings
 from stagegraph.stages.svc_conda_store import conda_store
 from stagegraph.stages.svc_dask import dask_gateway
+from stagegraph.stages.svc_dask_etc import dask_etc, dask_tcp_route
 from stagegraph.stages.svc_forwardauth import forward_auth
 from stagegraph.stages.svc_jhub_apps import jhub_apps
 from stagegraph.stages.svc_jupyterhub import HubParts, gallery_sensitive_inputs, jupyterhub
@@ -133,6 +136,7 @@ def render(ctx: RenderContext) -> Rendered:
     auth = forward_auth(ctx, m, nodes["general"])
     conda_store(ctx, m, nodes["general"], volumes)
     argo_enabled = ctx.config.argo_workflows.enabled
+    dask_config = dask_etc(m)
     parts: list[HubParts] = []
     if ctx.config.jhub_apps.enabled:
         parts.append(jhub_apps(ctx, m))
@@ -144,8 +148,9 @@ def render(ctx: RenderContext) -> Rendered:
         parts,
         group_overrides=group_overrides(ctx, m, NAMESPACE),
         argo=hub_settings(argo_enabled),
+        extra_mounts=[(dask_config.mount, dask_config.config_map)],
     )
-    dask_gateway(ctx, m, nodes, volumes, hub.release)
+    dask_tcp_route(m, dask_gateway(ctx, m, nodes, volumes, hub.release))
     urls = {
         "jupyterhub": "https://${var.domain}/",
         "conda_store": "https://${var.domain}/conda-store/",

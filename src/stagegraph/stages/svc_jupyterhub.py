@@ -68,6 +68,7 @@ def jupyterhub(
     *,
     group_overrides: dict[str, dict[str, Any]],
     argo: dict[str, Any],
+    extra_mounts: Iterable[tuple[dict[str, str], Ref]] = (),
 ) -> Hub:
     lab = resolve_image(
         ctx, "jupyterlab", field="default_images.jupyterlab", ref=ctx.config.default_images.jupyterlab
@@ -76,6 +77,10 @@ def jupyterhub(
         ctx, "jupyterhub", field="default_images.jupyterhub", ref=ctx.config.default_images.jupyterhub
     )
     mounts, mounted = _lab_config_files(ctx, m)
+    # Files other services hand to every server (dask-etc at /etc/dask).
+    for mount, ref in extra_mounts:
+        mounts.append(mount)
+        mounted.append(ref)
     extras = list(parts)
     custom = {
         "theme": _theme(ctx),
