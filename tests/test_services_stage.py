@@ -469,7 +469,7 @@ def test_forward_auth_serves_08() -> None:
 
 def test_real_render_uses_the_pinned_providers_and_the_sandbox_only_terraform_data() -> None:
     real = main_doc(load_config(EXPLICIT))
-    assert set(real["terraform"]["required_providers"]) == {"kubernetes", "helm", "kubectl", "random"}
+    assert set(real["terraform"]["required_providers"]) == {"kubernetes", "helm", "kubectl", "random", "tls"}
     for name, body in real["terraform"]["required_providers"].items():
         assert body["version"] == f"= {LOCK.providers[name].version}"
     sandbox = main_doc(config_from(EXPLICIT, _to_sandbox))
@@ -502,6 +502,7 @@ def test_sandbox_render_of_the_explicit_config_applies_with_real_terraform(tmp_p
         "namespace": "prod",
         "domain": "lab.example.org",
         "certificate_type": "self-signed",
+        "certificate_ca": None,
         "node_selectors": {
             g: {"key": "kubernetes.io/os", "value": "linux"} for g in ("general", "user", "worker")
         },

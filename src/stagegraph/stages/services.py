@@ -11,6 +11,7 @@ adds its resources to the module and returns what the others need:
   svc_jhub_apps    jhub-apps, when enabled (hub configuration)
   svc_dask         Dask Gateway with the dask_worker profiles
   svc_dask_etc     users' dask-etc configuration (Gateway() with no arguments), TCP route 8786
+  svc_ssh          jupyterhub-ssh (8022) and jupyterhub-sftp (8023) with their TCP routes
   svc_roles        what 06's roles and scopes mean to JupyterHub and conda-store
   svc_argo         Argo Workflows and the workflow controller, when enabled
   svc_monitoring   Prometheus, Grafana, Loki, Promtail, MinIO, when enabled
@@ -47,6 +48,7 @@ from stagegraph.stages.svc_jupyterhub import HubParts, gallery_sensitive_inputs,
 from stagegraph.stages.svc_kube import NAMESPACE, node_selector_locals
 from stagegraph.stages.svc_monitoring import monitoring
 from stagegraph.stages.svc_profiles import group_overrides
+from stagegraph.stages.svc_ssh import jupyterhub_ssh
 from stagegraph.stages.svc_storage import shared_storage
 from stagegraph.stages.user_secrets import user_secrets_input
 
@@ -130,7 +132,7 @@ SECTIONS = (
 
 def render(ctx: RenderContext) -> Rendered:
     require_rendered_provider(ctx, NAME)
-    m = cluster_module(ctx, NAME, ("kubernetes", "helm", "kubectl", "random"))
+    m = cluster_module(ctx, NAME, ("kubernetes", "helm", "kubectl", "random", "tls"))
     nodes = node_selector_locals(m)
     volumes = shared_storage(ctx, m, nodes["general"])
     auth = forward_auth(ctx, m, nodes["general"])
@@ -151,6 +153,7 @@ def render(ctx: RenderContext) -> Rendered:
         extra_mounts=[(dask_config.mount, dask_config.config_map)],
     )
     dask_tcp_route(m, dask_gateway(ctx, m, nodes, volumes, hub.release))
+    jupyterhub_ssh(ctx, m, nodes["general"], volumes.home, hub.release)
     urls = {
         "jupyterhub": "https://${var.domain}/",
         "conda_store": "https://${var.domain}/conda-store/",
@@ -193,6 +196,7 @@ STAGE = Stage(
         "providers.helm",
         "providers.kubectl",
         "providers.random",
+        "providers.tls",
         "helm_charts.jupyterhub",
         "helm_charts.dask_gateway",
         "helm_charts.argo_workflows",
@@ -207,6 +211,8 @@ STAGE = Stage(
         "images.nebari_workflow_controller",
         "images.nfs_server",
         "images.oauth2_proxy",
+        "images.jupyterhub_ssh",
+        "images.jupyterhub_sftp",
     ),
     inputs=ServicesInputs,
     connect=connect,
