@@ -11,6 +11,7 @@ adds its resources to the module and returns what the others need:
   svc_jhub_apps    jhub-apps, when enabled (hub configuration)
   svc_dask         Dask Gateway with the dask_worker profiles
   svc_dask_etc     users' dask-etc configuration (Gateway() with no arguments), TCP route 8786
+  svc_lab_home     skeleton files, IPython settings and page config of every server
   svc_ssh          jupyterhub-ssh (8022) and jupyterhub-sftp (8023) with their TCP routes
   svc_roles        what 06's roles and scopes mean to JupyterHub and conda-store
   svc_argo         Argo Workflows and the workflow controller, when enabled
@@ -46,6 +47,7 @@ from stagegraph.stages.svc_forwardauth import forward_auth
 from stagegraph.stages.svc_jhub_apps import jhub_apps
 from stagegraph.stages.svc_jupyterhub import HubParts, gallery_sensitive_inputs, jupyterhub
 from stagegraph.stages.svc_kube import NAMESPACE, node_selector_locals
+from stagegraph.stages.svc_lab_home import lab_home
 from stagegraph.stages.svc_monitoring import monitoring
 from stagegraph.stages.svc_profiles import group_overrides
 from stagegraph.stages.svc_ssh import jupyterhub_ssh
@@ -139,6 +141,7 @@ def render(ctx: RenderContext) -> Rendered:
     conda_store(ctx, m, nodes["general"], volumes)
     argo_enabled = ctx.config.argo_workflows.enabled
     dask_config = dask_etc(m)
+    home = lab_home(ctx, m)
     parts: list[HubParts] = []
     if ctx.config.jhub_apps.enabled:
         parts.append(jhub_apps(ctx, m))
@@ -150,7 +153,8 @@ def render(ctx: RenderContext) -> Rendered:
         parts,
         group_overrides=group_overrides(ctx, m, NAMESPACE),
         argo=hub_settings(argo_enabled),
-        extra_mounts=[(dask_config.mount, dask_config.config_map)],
+        extra_mounts=[(dask_config.mount, dask_config.config_map), *home.mounts],
+        skel=home.skel,
     )
     dask_tcp_route(m, dask_gateway(ctx, m, nodes, volumes, hub.release))
     jupyterhub_ssh(ctx, m, nodes["general"], volumes.home, hub.release)

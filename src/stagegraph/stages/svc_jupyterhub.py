@@ -19,7 +19,7 @@ from typing import Any
 
 from stagegraph.errors import RenderError
 from stagegraph.stage import RenderContext, SensitiveInput
-from stagegraph.stages import svc_hub_scripts, svc_roles
+from stagegraph.stages import svc_hub_scripts, svc_lab_home, svc_roles
 from stagegraph.stages.common import deep_merge, helm_release
 from stagegraph.stages.svc_images import Image, resolve_image
 from stagegraph.stages.svc_kube import NAMESPACE, Route, host, ingress_route, opaque_secret
@@ -69,6 +69,7 @@ def jupyterhub(
     group_overrides: dict[str, dict[str, Any]],
     argo: dict[str, Any],
     extra_mounts: Iterable[tuple[dict[str, str], Ref]] = (),
+    skel: Ref | None = None,
 ) -> Hub:
     lab = resolve_image(
         ctx, "jupyterlab", field="default_images.jupyterlab", ref=ctx.config.default_images.jupyterlab
@@ -81,6 +82,8 @@ def jupyterhub(
     for mount, ref in extra_mounts:
         mounts.append(mount)
         mounted.append(ref)
+    if skel is not None:
+        mounted.append(skel)
     extras = list(parts)
     custom = {
         "theme": _theme(ctx),
@@ -94,6 +97,7 @@ def jupyterhub(
         "config-mounts": mounts,
         "argo-workflows": argo,
         "roles": svc_roles.hub_roles(ctx),
+        "skel-config-map": svc_lab_home.SKEL_CONFIG_MAP if skel is not None else None,
     }
     values = _values(hub, lab, nodes, custom)
     for part in extras:
