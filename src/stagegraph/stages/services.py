@@ -11,6 +11,7 @@ adds its resources to the module and returns what the others need:
   svc_jhub_apps    jhub-apps, when enabled (hub configuration)
   svc_dask         Dask Gateway with the dask_worker profiles
   svc_dask_etc     users' dask-etc configuration (Gateway() with no arguments), TCP route 8786
+  svc_argo_scheduler  JupyterLab's scheduler on Argo, with a read-only conda-store token
   svc_lab_home     skeleton files, IPython settings and page config of every server
   svc_ssh          jupyterhub-ssh (8022) and jupyterhub-sftp (8023) with their TCP routes
   svc_roles        what 06's roles and scopes mean to JupyterHub and conda-store
@@ -40,6 +41,9 @@ from stagegraph.stages.kubernetes_initialize import InitializeOutputs
 from stagegraph.stages.stage_checks import hub_check
 from stagegraph.stages.svc_addresses import internal_url
 from stagegraph.stages.svc_argo import argo_workflows, hub_settings
+from stagegraph.stages.svc_argo_scheduler import scheduler_token
+from stagegraph.stages.svc_conda_store import NAME as CONDA_STORE_SERVICE
+from stagegraph.stages.svc_conda_store import PORT as CONDA_STORE_PORT
 from stagegraph.stages.svc_conda_store import conda_store
 from stagegraph.stages.svc_dask import dask_gateway
 from stagegraph.stages.svc_dask_etc import dask_etc, dask_tcp_route
@@ -140,6 +144,9 @@ def render(ctx: RenderContext) -> Rendered:
     auth = forward_auth(ctx, m, nodes["general"])
     conda_store(ctx, m, nodes["general"], volumes)
     argo_enabled = ctx.config.argo_workflows.enabled
+    argo_hub = hub_settings(argo_enabled)
+    if argo_enabled:
+        argo_hub |= scheduler_token(m, CONDA_STORE_SERVICE, CONDA_STORE_PORT).hub_settings
     dask_config = dask_etc(m)
     home = lab_home(ctx, m)
     parts: list[HubParts] = []
@@ -152,7 +159,7 @@ def render(ctx: RenderContext) -> Rendered:
         volumes,
         parts,
         group_overrides=group_overrides(ctx, m, NAMESPACE),
-        argo=hub_settings(argo_enabled),
+        argo=argo_hub,
         extra_mounts=[(dask_config.mount, dask_config.config_map), *home.mounts],
         skel=home.skel,
     )

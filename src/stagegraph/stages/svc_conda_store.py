@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from stagegraph.stage import RenderContext
+from stagegraph.stages import svc_argo_scheduler
 from stagegraph.stages.svc_images import resolve_image
 from stagegraph.stages.svc_kube import (
     NAMESPACE,
@@ -80,6 +81,8 @@ EXTRA_CONFIG_MARK = "\n# --- conda_store.extra_config ---\n"
 
 def conda_store(ctx: RenderContext, m: TerraformModule, node_selector: str, volumes: SharedVolumes) -> Ref:
     section = ctx.config.conda_store
+    argo = ctx.config.argo_workflows.enabled
+    scheduler = svc_argo_scheduler.CONDA_STORE_CONFIG if argo else ""
     m.local(
         "conda_store_environments",
         {
@@ -122,7 +125,7 @@ def conda_store(ctx: RenderContext, m: TerraformModule, node_selector: str, volu
             "data": {
                 "settings.json": "${jsonencode(local.conda_store_settings)}",
                 "conda_store_config.py": literal(
-                    CONFIG + CONDA_STORE_ROLES + EXTRA_CONFIG_MARK + section.extra_config
+                    CONFIG + CONDA_STORE_ROLES + scheduler + EXTRA_CONFIG_MARK + section.extra_config
                 ),
             },
         },
@@ -148,7 +151,10 @@ def conda_store(ctx: RenderContext, m: TerraformModule, node_selector: str, volu
         "name": "conda-store",
         "image": image.ref,
         "args": ["conda-store-server", "--config", "/etc/conda-store/conda_store_config.py"],
-        "env": [client_secret_env("CONDA_STORE_OAUTH_CLIENT_SECRET", "conda_store")],
+        "env": [
+            client_secret_env("CONDA_STORE_OAUTH_CLIENT_SECRET", "conda_store"),
+            *([svc_argo_scheduler.conda_store_env()] if argo else []),
+        ],
         "ports": [{"name": "http", "containerPort": PORT}],
         "volumeMounts": [
             {"name": "config", "mountPath": "/etc/conda-store"},

@@ -145,14 +145,22 @@ def argo(groups):
     if account is None:
         return {}
     token = {"valueFrom": {"secretKeyRef": {"name": f"{account}.service-account-token", "key": "token"}}}
-    return {
-        "environment": {
-            "ARGO_BASE_HREF": "/argo",
-            "ARGO_SERVER": settings["server"],
-            "ARGO_NAMESPACE": settings["namespace"],
-            "ARGO_TOKEN": token,
-        }
+    environment = {
+        "ARGO_BASE_HREF": "/argo",
+        "ARGO_SERVER": settings["server"],
+        "ARGO_NAMESPACE": settings["namespace"],
+        "ARGO_TOKEN": token,
     }
+    secret = settings.get("conda-store-token-secret")
+    if secret:
+        # argo-jupyter-scheduler looks up a job's conda-store environment with these.
+        for env, key in (
+            ("CONDA_STORE_TOKEN", "conda-store-api-token"),
+            ("CONDA_STORE_SERVICE", "conda-store-service-name"),
+            ("CONDA_STORE_SERVICE_NAMESPACE", "conda-store-service-namespace"),
+        ):
+            environment[env] = {"valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+    return {"environment": environment}
 
 
 def group_overrides(groups):

@@ -19,7 +19,7 @@ from typing import Any
 
 from stagegraph.errors import RenderError
 from stagegraph.stage import RenderContext, SensitiveInput
-from stagegraph.stages import svc_hub_scripts, svc_lab_home, svc_roles
+from stagegraph.stages import svc_argo_scheduler, svc_hub_scripts, svc_lab_home, svc_roles
 from stagegraph.stages.common import deep_merge, helm_release
 from stagegraph.stages.svc_images import Image, resolve_image
 from stagegraph.stages.svc_kube import NAMESPACE, Route, host, ingress_route, opaque_secret
@@ -241,6 +241,8 @@ def _lab_config_files(ctx: RenderContext, m: TerraformModule) -> tuple[list[dict
         m.local("jupyterlab_pioneer", {"log_format": literal(pioneer.log_format)})
         etc["jupyterlab_pioneer.json"] = "${jsonencode(local.jupyterlab_pioneer)}"
         etc["jupyter_jupyterlab_pioneer_config.py"] = literal(svc_hub_scripts.PIONEER)
+    if ctx.config.argo_workflows.enabled:
+        etc["jupyter_server_config.py"] = literal(svc_argo_scheduler.SERVER_CONFIG)
     m.local("jupyterlab_default_settings", literal(dict(lab.default_settings)))
     m.local("jupyterlab_gallery", {"GalleryManager": _gallery(ctx)})
     made = [
