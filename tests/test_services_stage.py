@@ -309,6 +309,7 @@ def test_all_services_on_in_the_explicit_config() -> None:
         "argo_workflows",
         "grafana",
         "jhub_apps",
+        "keycloak",
     }
 
 

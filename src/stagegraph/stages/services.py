@@ -17,6 +17,8 @@ adds its resources to the module and returns what the others need:
   svc_roles        what 06's roles and scopes mean to JupyterHub and conda-store
   svc_argo         Argo Workflows and the workflow controller, when enabled
   svc_monitoring   Prometheus, Grafana, Loki, Promtail, MinIO, when enabled
+  svc_scrape       the extra scrape jobs (hub, conda-store, Keycloak, Traefik, Kuberhealthy)
+  svc_dashboards   the Grafana dashboards, as ConfigMaps for Grafana's sidecar
 
 The same render serves local and existing clusters (nothing here is cloud-specific) and,
 through `TerraformModule(sandbox=True)`, the sandbox.
@@ -45,6 +47,7 @@ from stagegraph.stages.svc_argo_scheduler import scheduler_token
 from stagegraph.stages.svc_conda_store import NAME as CONDA_STORE_SERVICE
 from stagegraph.stages.svc_conda_store import PORT as CONDA_STORE_PORT
 from stagegraph.stages.svc_conda_store import conda_store
+from stagegraph.stages.svc_dashboards import dashboard_config_maps
 from stagegraph.stages.svc_dask import dask_gateway
 from stagegraph.stages.svc_dask_etc import dask_etc, dask_tcp_route
 from stagegraph.stages.svc_forwardauth import forward_auth
@@ -54,6 +57,7 @@ from stagegraph.stages.svc_kube import NAMESPACE, node_selector_locals
 from stagegraph.stages.svc_lab_home import lab_home
 from stagegraph.stages.svc_monitoring import monitoring
 from stagegraph.stages.svc_profiles import group_overrides
+from stagegraph.stages.svc_scrape import hub_metrics_access, stack_values
 from stagegraph.stages.svc_ssh import jupyterhub_ssh
 from stagegraph.stages.svc_storage import shared_storage
 from stagegraph.stages.user_secrets import user_secrets_input
@@ -113,7 +117,7 @@ def connect(up: Upstream) -> ServicesInputs:
     )
 
 
-#: Exactly what the render reads. monitoring.healthchecks belongs to stages 10 and 11.
+#: Exactly what the render reads (monitoring.healthchecks.enabled: the kuberhealthy scrape job).
 SECTIONS = (
     "argo_workflows",
     "certificate.type",
@@ -124,6 +128,7 @@ SECTIONS = (
     "jupyterhub",
     "jupyterlab",
     "monitoring.enabled",
+    "monitoring.healthchecks.enabled",
     "monitoring.minio_enabled",
     "monitoring.overrides",
     "nebari_version",
@@ -152,6 +157,8 @@ def render(ctx: RenderContext) -> Rendered:
     parts: list[HubParts] = []
     if ctx.config.jhub_apps.enabled:
         parts.append(jhub_apps(ctx, m))
+    if ctx.config.monitoring.enabled:
+        parts.append(hub_metrics_access(m))
     hub = jupyterhub(
         ctx,
         m,
@@ -169,12 +176,15 @@ def render(ctx: RenderContext) -> Rendered:
         "jupyterhub": "https://${var.domain}/",
         "conda_store": "https://${var.domain}/conda-store/",
         "dask_gateway": "https://${var.domain}/gateway/",
+        # 05's Keycloak, listed so that 11's health checks find it beside the others.
+        "keycloak": "https://${var.domain}/auth/",
     }
     if argo_enabled:
         argo_workflows(ctx, m, nodes)
         urls["argo_workflows"] = "https://${var.domain}/argo/"
     if ctx.config.monitoring.enabled:
-        monitoring(ctx, m, nodes)
+        monitoring(ctx, m, nodes, stack_values(ctx))
+        dashboard_config_maps(m)
         urls["grafana"] = "https://${var.domain}/monitoring/"
     if ctx.config.jhub_apps.enabled:
         urls["jhub_apps"] = "https://${var.domain}/services/japps/"
