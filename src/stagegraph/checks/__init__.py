@@ -51,6 +51,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "stagegraph.checks.helmvalues",
     "stagegraph.checks.secretrefs",
     "stagegraph.checks.oauthredirects",
+    "stagegraph.checks.selfsigned",
 )
 
 
