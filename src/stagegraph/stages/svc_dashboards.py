@@ -20,6 +20,8 @@ from stagegraph.tfjson import Ref, TerraformModule
 PROMETHEUS = {"type": "prometheus", "uid": "prometheus"}
 FOLDER = "Nebari"
 SCHEMA_VERSION = 39
+#: Quantiles the latency panels show (a number, not a version).
+P50, P90 = 0.5, 0.9
 #: Users' servers and Dask pods, by the names their spawners give them.
 USER_PODS = 'namespace="$namespace", pod=~"jupyter-.*"'
 SCHEDULER_PODS = 'namespace="$namespace", pod=~"dask-scheduler-.*"'
@@ -161,7 +163,7 @@ def dashboards() -> dict[str, dict[str, Any]]:
                             f"histogram_quantile({q}, sum by (le) (rate(jupyterhub_server_spawn_duration_seconds_bucket[$__rate_interval])))",
                             f"p{int(q * 100)}",
                         )
-                        for q in (0.5, 0.9)
+                        for q in (P50, P90)
                     ],
                     "s",
                 ),
@@ -246,7 +248,8 @@ def dashboards() -> dict[str, dict[str, Any]]:
                     "Latency p90 per service",
                     [
                         (
-                            "histogram_quantile(0.9, sum by (service, le) (rate(traefik_service_request_duration_seconds_bucket[$__rate_interval])))",
+                            f"histogram_quantile({P90}, sum by (service, le) "
+                            "(rate(traefik_service_request_duration_seconds_bucket[$__rate_interval])))",
                             "{{service}}",
                         )
                     ],
