@@ -1,8 +1,8 @@
 """`doit check`'s checks on every fixture config's render: they pass, and they look at things.
 
 The configs are the repository's own, every rendered `*.happy.yaml` fixture and the
-Nebari-written config of ../shared/fixtures (the golden-file configs among them). Cloud
-providers (aws, gcp, azure) validate but are not rendered yet, so they have nothing to check.
+Nebari-written config of ../shared/fixtures (the golden-file configs among them), the cloud
+fixtures (aws, gcp, azure) included.
 """
 
 from __future__ import annotations

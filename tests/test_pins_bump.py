@@ -197,7 +197,8 @@ def test_stages_using() -> None:
         "02-infrastructure",
         "04-kubernetes-ingress",
     ]
-    assert stages_using(BUILTIN_STAGES, ["kubernetes.max_version"]) == []
+    # Cloud clusters run at the lockfile's maximum unless the config names a version.
+    assert stages_using(BUILTIN_STAGES, ["kubernetes.max_version"]) == ["02-infrastructure"]
     assert len(stages_using(BUILTIN_STAGES, ["terraform"])) == len(BUILTIN_STAGES)
 
 
@@ -206,7 +207,7 @@ def test_only_the_stages_that_use_a_changed_pin_go_stale(fake: FakeRegistry, pro
     from stagegraph.render import is_current, render_stage, write_stage
 
     p = project
-    config, out_root = p.config, p.root / "rendered"  # type: ignore[attr-defined]
+    config, out_root = p.config, p.root / "stages"  # type: ignore[attr-defined]
     before = {}
     for stage in p.graph.stages:  # type: ignore[attr-defined]
         rendered = render_stage(stage, config, p.lock, p.lockfile_name)  # type: ignore[attr-defined]

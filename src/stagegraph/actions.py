@@ -8,6 +8,7 @@ Heavy imports (Terraform, Kubernetes, SOPS, HTTP) happen inside the actions that
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +28,31 @@ def do_validate(s: Session) -> None:
     for stage in s.graph.stages:
         for key in stage.pins:
             project.lock.pin(key, file=project.lockfile_name, user=f"stage {stage.name}")
+    from stagegraph.stages.cloud.versions import check_config_version
+
+    max_version = project.lock.pin("kubernetes.max_version", file=project.lockfile_name)
+    check_config_version(
+        project.config, getattr(max_version, "version", ""), project.config_name, project.lockfile_name
+    )
     print(
         f"{project.config_name}: valid (provider {project.config.provider}, "
         f"{len(s.graph.stages)} stages, {len(project.lock.keys())} pins in {project.lockfile_name})"
     )
+    for line in _overridden_lines(s):
+        print(line)
+
+
+def _overridden_lines(s: Session) -> list[str]:
+    """One line per pin this deployment overrides, naming the file (lockfiles/overrides*.yaml)."""
+    overridden = s.project.overridden_pins
+    users: dict[str, list[str]] = {}
+    for stage in s.graph.stages:
+        for key in stage.pins:
+            users.setdefault(key, []).append(stage.name)
+    return [
+        f"pin {key} overridden in {where} (used by {', '.join(users.get(key, [])) or 'no stage'})"
+        for key, where in sorted(overridden.items())
+    ]
 
 
 def do_check(s: Session, charts: str, offline: bool, only: Sequence[str]) -> None:
@@ -51,7 +73,7 @@ def do_render(s: Session, name: str) -> None:
     from stagegraph.render import render_stage, write_stage
 
     rt = s.runtime()
-    s.hold_lock("render")
+    s.hold_lock(s.command_name())
     project = s.project
     stage = s.graph[name]
     rendered = render_stage(stage, project.config, project.lock, project.lockfile_name)
@@ -59,6 +81,17 @@ def do_render(s: Session, name: str) -> None:
     changed = ", ".join(result.written) or "no file changed"
     removed = f"; removed {', '.join(result.removed)}" if result.removed else ""
     rt.console.line(name, f"rendered {project.output_root.name}/{rendered.directory}: {changed}{removed}")
+
+
+def do_render_ci(s: Session) -> None:
+    """Write (or remove) the CI workflow of `ci_cd`; see stagegraph.cicd."""
+    from stagegraph.cicd import files_for, write_workflows
+
+    rt = s.runtime()
+    s.hold_lock(s.command_name())
+    project = s.project
+    for name in write_workflows(project.root, files_for(project), project.environment):
+        rt.console.line("ci_cd", f"wrote {name}")
 
 
 def do_report_disk_render(s: Session, name: str) -> None:
@@ -120,12 +153,18 @@ def do_destroy_orphans(s: Session, stage: Sequence[str]) -> None:
         print("no stage left the graph: nothing to destroy")
 
 
-def do_status(s: Session) -> None:
+def do_status(s: Session, all: bool = False) -> None:
     from stagegraph.orphans import TASK, find_orphans
     from stagegraph.status import stage_state
 
+    if all:
+        from stagegraph.envstatus import folder_status
+
+        print(folder_status(s.project.root, s.root))
+        return
     if s.load_error is not None:
         raise s.load_error
+    s.project.check_identity(record=False)
     rows = []
     for name in s.graph.names:
         st = stage_state(s.project, name, fresh=True)
@@ -152,6 +191,7 @@ def do_why(s: Session, stages: Sequence[str]) -> None:
 
     if s.load_error is not None:
         raise s.load_error
+    s.project.check_identity(record=False)
     if not stages:
         raise StagegraphError("name a stage: doit why STAGE (see `doit list`)")
     for name in stages:
@@ -176,6 +216,7 @@ def do_graph(s: Session, svg: str, dot: str) -> None:
     from stagegraph.graphview import NodeInfo, render_dot, render_svg
     from stagegraph.info import format_info
 
+    overridden = s.project.overridden_pins if s.load_error is None else {}
     nodes = [
         NodeInfo(
             name=st.name,
@@ -193,7 +234,13 @@ def do_graph(s: Session, svg: str, dot: str) -> None:
         from stagegraph.status import stage_state
 
         states = {n.name: stage_state(s.project, n.name).state for n in nodes}
-    print(format_info(nodes, states))
+    marked = [
+        replace(n, pins=tuple(f"{p} (overridden)" if p in overridden else p for p in n.pins)) for n in nodes
+    ]
+    print(format_info(marked, states))
+    if overridden:
+        print()
+        print("\n".join(_overridden_lines(s)))
     if svg:
         Path(svg).write_text(render_svg(nodes), encoding="utf-8")
         print(f"wrote {svg}")
@@ -228,7 +275,7 @@ def section_owners(graph: StageGraph) -> dict[str, str]:
     return owners
 
 
-def do_init(s: Session, provider: str, project_name: str, domain: str, auth: str) -> None:
+def do_init(s: Session, provider: str, project_name: str, domain: str, auth: str, gcp_project: str) -> None:
     from stagegraph.initconfig import render_init_config, write_new_config
     from stagegraph.sops.init import init_root_password_secret
 
@@ -244,6 +291,7 @@ def do_init(s: Session, provider: str, project_name: str, domain: str, auth: str
         auth_type=auth,
         section_owner=section_owners(s.graph),
         root_password_ref=ref,
+        gcp_project=gcp_project or None,
     )
     write_new_config(s.project.config_path, text)
     for note in notes:
@@ -261,6 +309,14 @@ def do_schema(s: Session) -> None:
 
     changed = write_atomic(target, export_json_schema())
     print(f"{'wrote' if changed else 'unchanged:'} {target.relative_to(s.root)}")
+
+
+def do_provider_schemas(s: Session, force: bool, checkout: str) -> None:
+    from stagegraph.tfschema.tasks import provider_schemas_action
+
+    if s.load_error is not None:
+        raise s.load_error
+    print(provider_schemas_action(s.project, force=force, checkout=checkout))
 
 
 def do_bump(s: Session, group: str, apply: bool, date: str, report: str) -> None:

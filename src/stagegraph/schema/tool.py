@@ -66,16 +66,22 @@ class StagegraphSettings(Section):
     output_directory: str = Field(
         "stages",
         min_length=1,
-        description="Folder, relative to the config file, for rendered stages (Nebari's `stages/`); "
-        "it must stay inside the deployment folder: no absolute path, no '..', not '.' and not one of "
-        + ", ".join(sorted(_RESERVED))
-        + ".",
+        description="Folder for rendered stages (Nebari's `stages/`), relative to the deployment folder "
+        "(the config's folder, or <env>/ for nebari-config.<env>.yaml); it must stay inside it: no "
+        "absolute path, no '..', not '.' and not one of " + ", ".join(sorted(_RESERVED)) + ".",
     )
     terraform: TerraformTool = Field(
         default_factory=dict, validate_default=True, description="Which Terraform to run."
     )
     sops: SopsTool = Field(
         default_factory=dict, validate_default=True, description="Which sops handles secrets/."
+    )
+    rehearse: bool = Field(
+        False,
+        description="Rehearse this config offline: same stages and outputs, but every resource that "
+        "would touch a cloud or cluster is a terraform_data twin, with local state, renders under "
+        "<output_directory>-rehearsal/ and records under .stagegraph/rehearsal/ (never mixed with a "
+        "real deploy's).",
     )
     verify_pins_before_deploy: bool = Field(
         False, description="Check that every pinned chart and image still exists before deploying."

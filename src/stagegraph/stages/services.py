@@ -83,6 +83,9 @@ class ServicesInputs(ClusterNamespaceInputs):
     realm_id: str = Field(description="Keycloak realm of the platform.")
     groups: list[str] = Field(description="Keycloak groups allowed to log in to JupyterHub.")
     clients: dict[str, str] = Field(description="OAuth client ids by service.")
+    nfs_endpoint: str | None = Field(
+        None, description="EFS file system for the home volume (aws, storage.type efs; null elsewhere)."
+    )
 
 
 class ServicesOutputs(StageIO):
@@ -114,6 +117,7 @@ def connect(up: Upstream) -> ServicesInputs:
         realm_id=kc.realm_id,
         groups=kc.groups,
         clients=kc.clients,
+        nfs_endpoint=infra.nfs_endpoint,
     )
 
 
