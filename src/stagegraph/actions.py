@@ -75,13 +75,13 @@ def do_deploy_done(s: Session, stop_at: str) -> None:
 
 
 def do_plan(s: Session, name: str) -> None:
-    from stagegraph.deploy import plan_stage
+    from stagegraph.planning import plan_stage
 
     plan_stage(s.runtime(), name)
 
 
 def do_apply_plan(s: Session, name: str) -> None:
-    from stagegraph.deploy import apply_plan
+    from stagegraph.planning import apply_plan
 
     apply_plan(s.runtime(), name)
 
@@ -95,27 +95,32 @@ def do_destroy(s: Session, name: str) -> None:
 
 
 def do_status(s: Session) -> None:
-    from stagegraph.status import stage_state
+    """One row per stage: what the next `doit deploy` does with it, and why."""
+    from stagegraph.status import predict
 
-    if s.load_error is not None:
-        raise s.load_error
+    s.check_config()
+    states = predict(s.project)
     rows = []
     for name in s.graph.names:
-        st = stage_state(s.project, name, fresh=True)
+        st = states[name]
         when = f"{st.applied_at:%Y-%m-%d %H:%M:%S}" if st.applied_at else "-"
-        note = st.reasons[0] if st.reasons else ""
-        rows.append((name, st.state, when, note))
+        rows.append((name, st.state, when, st.note))
     width = max(len(r[0]) for r in rows)
     print(f"{'stage':<{width}}  {'state':<13}  {'last applied (UTC)':<19}  note")
     for name, state, when, note in rows:
         print(f"{name:<{width}}  {state:<13}  {when:<19}  {note}".rstrip())
+    will = [n for n in s.graph.names if states[n].will_apply]
+    counts: dict[str, int] = {}
+    for st in states.values():
+        counts[st.state] = counts.get(st.state, 0) + 1
+    totals = ", ".join(f"{n} {state}" for state, n in counts.items())
+    print(f"status: {totals}; the next deploy applies {len(will)} stage{'s' if len(will) != 1 else ''}")
 
 
 def do_why(s: Session, stages: Sequence[str]) -> None:
     from stagegraph.status import why
 
-    if s.load_error is not None:
-        raise s.load_error
+    s.check_config()
     if not stages:
         raise StagegraphError("name a stage: doit why STAGE (see `doit list`)")
     for name in stages:
@@ -140,10 +145,11 @@ def do_graph(s: Session, svg: str, dot: str) -> None:
         for st in s.graph.stages
     ]
     states = None
-    if s.load_error is None:
-        from stagegraph.status import stage_state
+    if s.load_error is None and s.project.records.all():
+        from stagegraph.status import predict
 
-        states = {n.name: stage_state(s.project, n.name).state for n in nodes}
+        s.check_config()
+        states = {name: st.state for name, st in predict(s.project).items()}
     print(format_info(nodes, states))
     if svg:
         Path(svg).write_text(render_svg(nodes), encoding="utf-8")

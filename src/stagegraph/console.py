@@ -115,10 +115,11 @@ class Console:
     def start(self, stage: str) -> None:
         self._emit(stage, [(_BOLD, "started")])
 
-    def finish(self, stage: str, status: str, seconds: float) -> None:
-        """`[stage] <status> in 2.3 s`; `status` may carry a note ("planned: changes")."""
+    def finish(self, stage: str, status: str, seconds: float, detail: str = "") -> None:
+        """`[stage] <status> in 2.3 s`, then `: <detail>` when there is one."""
         key = status.split(":")[0].split(" (")[0].strip()
-        self._emit(stage, [(_STATUS_COLOURS.get(key, ""), f"{status} in {format_seconds(seconds)}")])
+        text = f"{status} in {format_seconds(seconds)}" + (f": {detail}" if detail else "")
+        self._emit(stage, [(_STATUS_COLOURS.get(key, ""), text)])
 
     def show_failure(self, stage: str, message: str, tail: Sequence[str], log: Path | None) -> None:
         """The failure, the last lines of its output, and where the full log is, together."""

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from stagegraph.project import Project
 
 from stagegraph.deploy import Runtime, driver_of, now, record_failure, stage_context
-from stagegraph.inputs import secret_env, variables_for
+from stagegraph.inputs import secret_env, stage_inputs
 
 
 def is_destroyed(project: Project, name: str) -> bool:
@@ -39,9 +39,9 @@ def destroy_stage(rt: Runtime, name: str) -> None:
     rt.console.start(name)
     ctx: StageContext | None = None
     try:
-        variables, _ = variables_for(project, stage)
+        inputs = stage_inputs(project, stage, files="none")
         env, _ = secret_env(project, stage)
-        ctx = stage_context(rt, stage, "destroy", variables, env, record)
+        ctx = stage_context(rt, stage, "destroy", inputs.variables, env, record)
         driver_of(stage).destroy(ctx)
     except StagegraphError as exc:
         record_failure(

@@ -102,6 +102,12 @@ class Session:
             atexit.register(self._write_summary)
         return self._runtime
 
+    def check_config(self) -> None:
+        """Raise the config's error, if it has one (graph, YAML, or validation)."""
+        if self.load_error is not None:
+            raise self.load_error
+        self.project.config  # noqa: B018 - validates, raising a ConfigError
+
     def command_name(self) -> str:
         """The task the user asked for (`deploy`, `destroy`, a stage name, ...), for records."""
         known = {"deploy", "destroy", "plan", "apply_plan", "render", *self.graph.names}
@@ -204,7 +210,8 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
             yield {
                 "name": stage.name,
                 "actions": [(failing_cleanly(actions.do_plan), [s, stage.name])],
-                "task_dep": ["_lock", f"render:{stage.name}"],
+                # Upstream plans first: their planned outputs are this plan's inputs.
+                "task_dep": ["_lock", f"render:{stage.name}", *(f"plan:{d}" for d in stage.depends_on)],
                 "verbosity": 2,
             }
 

@@ -60,7 +60,9 @@ class StagegraphSettings(Section):
     """Settings of stagegraph itself; every key has a default."""
 
     output_directory: str = Field(
-        "stages", min_length=1, description="Folder, relative to the config file, for rendered stages (Nebari's `stages/`)."
+        "stages",
+        min_length=1,
+        description="Folder, relative to the config file, for rendered stages (Nebari's `stages/`).",
     )
     terraform: TerraformTool = Field(
         default_factory=dict, validate_default=True, description="Which Terraform to run."
