@@ -70,8 +70,7 @@ def do_deploy_done(s: Session, stop_at: str) -> None:
         from stagegraph.errors import UnknownStageError
 
         raise UnknownStageError(stop_at, s.graph.names)
-    summary = s.runtime().summary
-    print(summary.one_line())
+    # The run's one summary line is printed at exit (see Session), failed runs included.
 
 
 def do_plan(s: Session, name: str) -> None:
@@ -252,7 +251,7 @@ def do_warn_plaintext_secrets(s: Session) -> None:
     from stagegraph.sops.plaintext import plaintext_warnings
 
     for line in plaintext_warnings(s.project.config, s.project.config_name):
-        print(f"warning: {line}")
+        print(line)  # already reads `warning: <file>: <field>: ...`
 
 
 def do_check_secrets_before_apply(s: Session, stages: list[str]) -> None:
@@ -274,6 +273,7 @@ def do_preflight(s: Session, stages: list[str]) -> None:
     A failure here applies nothing; the run summary says so (`preflight` failed, every
     stage of the run not run), so a stale summary of an earlier run is never left behind.
     """
+    s.check_config()  # an invalid config is the only thing said: no summary of a run
     s.hold_lock(s.command_name())
     try:
         do_check_plugin_settings(s)

@@ -101,8 +101,13 @@ class Console:
                 for part in text.split("\n"):
                     body = f"{style}{part}{_RESET}" if colour and style else part
                     parts.append(f"{prefix}{body}\n")
-            stream.write("".join(parts))
-            stream.flush()
+            try:
+                stream.write("".join(parts))
+                stream.flush()
+            except BrokenPipeError:  # the reader went away: the run goes on, unheard
+                from stagegraph.brokenpipe import stdout_gone
+
+                stdout_gone()
 
     def line(self, stage: str, text: str) -> None:
         """`[stage] text`; each line of a multi-line text gets the prefix."""

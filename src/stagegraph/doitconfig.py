@@ -24,7 +24,12 @@ class StagegraphReporter(ConsoleReporter):  # type: ignore[misc]
     def _write_failure(self, result: dict[str, Any], write_exception: bool = True) -> None:
         exc = result["exception"]
         if type(exc).__name__ == "TaskFailed":
-            self.write(f"error: {exc.message.strip()}\n")
+            # Parallel tasks failing for one cause (an invalid config) say it once.
+            message = f"error: {exc.message.strip()}\n"
+            seen: set[str] = self.__dict__.setdefault("_seen_failures", set())
+            if message not in seen:
+                seen.add(message)
+                self.write(message)
         else:  # a bug: keep doit's full report with the traceback
             super()._write_failure(result, write_exception)
 

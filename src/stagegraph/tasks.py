@@ -18,7 +18,8 @@ from typing import Any
 from doit.exceptions import TaskFailed
 
 from stagegraph import actions
-from stagegraph.cliargs import task_options
+from stagegraph.cliargs import serial_run, task_options
+from stagegraph.doitconfig import DOIT_CONFIG
 from stagegraph.errors import StagegraphError
 from stagegraph.graph import StageGraph, build_graph
 from stagegraph.project import Project
@@ -117,6 +118,11 @@ class Session:
         return "deploy"
 
     def _write_summary(self) -> None:
+        """At exit: save the run's summary and end the output with its one line.
+
+        At exit rather than in a last task, so a failed run gets its line too (doit skips
+        the tasks after a failure).
+        """
         if self._runtime is None or not self._runtime.summary.stages:
             return
         summary = self._runtime.summary
@@ -124,6 +130,12 @@ class Session:
             done = {r.stage for r in summary.stages}
             summary.mark_not_run([n for n in self.graph.names if n not in done])
         summary.write(self.project.state_dir)
+        try:
+            print(summary.one_line(), flush=True)
+        except BrokenPipeError:
+            from stagegraph.brokenpipe import stdout_gone
+
+            stdout_gone()
 
     def hold_lock(self, command: str) -> None:
         from stagegraph.projectlock import hold_for_process
@@ -153,10 +165,14 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
     destroy_opts = task_options(s.argv, "destroy", DESTROY_PARAMS)
     disable_render = bool(deploy_opts["disable_render"])
     run_stages = _stages_of_this_run(s, graph, deploy_opts["stop_at"])
+    # doit's scheduler does not keep the order of ready tasks; a serial run chains each
+    # stage to the one before it, so it runs in exactly the order `doit list` prints.
+    serial = serial_run(s.argv, int(DOIT_CONFIG["num_process"]))
+    before = _previous_in(run_stages) if serial else {}
 
     def task_stages() -> Iterator[TaskDict]:
         for stage in graph.stages:
-            deps = ["_lock", *stage.depends_on]
+            deps = ["_lock", *stage.depends_on, *before.get(stage.name, [])]
             if not disable_render:
                 deps.append(f"render:{stage.name}")
             steps: list[Any] = []
@@ -211,7 +227,11 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
                 "name": stage.name,
                 "actions": [(failing_cleanly(actions.do_plan), [s, stage.name])],
                 # Upstream plans first: their planned outputs are this plan's inputs.
-                "task_dep": ["_lock", f"render:{stage.name}", *(f"plan:{d}" for d in stage.depends_on)],
+                "task_dep": [
+                    "_lock",
+                    f"render:{stage.name}",
+                    *(f"plan:{d}" for d in [*stage.depends_on, *before.get(stage.name, [])]),
+                ],
                 "verbosity": 2,
             }
 
@@ -222,13 +242,18 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
             yield {
                 "name": stage.name,
                 "actions": [(failing_cleanly(actions.do_apply_plan), [s, stage.name])],
-                "task_dep": ["_lock", *(f"apply_plan:{d}" for d in stage.depends_on)],
+                "task_dep": [
+                    "_lock",
+                    *(f"apply_plan:{d}" for d in [*stage.depends_on, *before.get(stage.name, [])]),
+                ],
                 "verbosity": 2,
             }
 
     def task_destroy() -> Iterator[TaskDict]:
         """Destroy in reverse dependency order, stop at the first failure (--keep STAGE)."""
         keep = set(graph.ancestors(destroy_opts["keep"])) if destroy_opts["keep"] else set()
+        # Serial: exactly the reverse of `doit list`.
+        after = _previous_in([n for n in reversed(graph.names) if n not in keep]) if serial else {}
         yield {"name": None, "doc": "Destroy every stage not kept", "params": DESTROY_PARAMS}
         for stage in graph.stages:
             if stage.name in keep:
@@ -239,6 +264,7 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
                 "task_dep": [
                     "_lock",
                     *(f"destroy:{d}" for d in graph.dependents(stage.name) if d not in keep),
+                    *(f"destroy:{d}" for d in after.get(stage.name, [])),
                 ],
                 "uptodate": [_destroyed_uptodate(s, stage.name)],
                 "verbosity": 2,
@@ -421,8 +447,10 @@ def _destroyed_uptodate(s: Session, name: str) -> Callable[[], bool]:
 def session_from_doit(root: Path) -> Session:
     from doit import get_var
 
+    from stagegraph.brokenpipe import die_quietly_on_broken_pipe
     from stagegraph.plugins.manager import set_command_line_imports, split_imports
 
+    die_quietly_on_broken_pipe(sys.argv)
     set_command_line_imports(split_imports(get_var("import_plugin", None)))
     return Session(root, sys.argv, get_var("config", None))
 
@@ -442,6 +470,11 @@ def _plugin_tasks(s: Session, taken: list[str]) -> list[TaskDict]:
     except StagegraphError as exc:
         s.load_error = exc  # every action reports it; `doit list` stays usable
         return []
+
+
+def _previous_in(order: Sequence[str]) -> dict[str, list[str]]:
+    """Each stage -> the stage before it in `order` (none for the first)."""
+    return {name: [order[i - 1]] for i, name in enumerate(order) if i}
 
 
 def _stages_of_this_run(s: Session, graph: StageGraph, stop_at: str) -> list[str]:
