@@ -34,17 +34,21 @@ def do_validate(s: Session) -> None:
 
 
 def do_render(s: Session, name: str) -> None:
-    from stagegraph.render import render_stage, write_stage
+    from stagegraph.render import hand_edits, render_stage, write_stage
 
     rt = s.runtime()
     s.hold_lock("render")
     project = s.project
     stage = s.graph[name]
     rendered = render_stage(stage, project.config, project.lock, project.lockfile_name)
+    edited = hand_edits(project.stage_dir(stage))
     result = write_stage(project.output_root, rendered)
     changed = ", ".join(result.written) or "no file changed"
     removed = f"; removed {', '.join(result.removed)}" if result.removed else ""
-    rt.console.line(name, f"rendered {project.output_root.name}/{rendered.directory}: {changed}{removed}")
+    over = f"; overwrote hand edits of {', '.join(edited)}" if edited else ""
+    rt.console.line(
+        name, f"rendered {project.output_root.name}/{rendered.directory}: {changed}{removed}{over}"
+    )
 
 
 def do_report_disk_render(s: Session, name: str) -> None:
@@ -131,6 +135,7 @@ def do_graph(s: Session, svg: str, dot: str) -> None:
     from stagegraph.graphview import NodeInfo, render_dot, render_svg
     from stagegraph.info import format_info
 
+    s.check_config()
     nodes = [
         NodeInfo(
             name=st.name,
@@ -144,10 +149,9 @@ def do_graph(s: Session, svg: str, dot: str) -> None:
         for st in s.graph.stages
     ]
     states = None
-    if s.load_error is None and s.project.records.all():
+    if s.project.records.all():
         from stagegraph.status import predict
 
-        s.check_config()
         states = {name: st.state for name, st in predict(s.project).items()}
     print(format_info(nodes, states))
     if svg:
