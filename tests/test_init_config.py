@@ -49,8 +49,15 @@ def _render(
     auth: str = "password",
     password: str | None = PASSWORD,
     domain: str | None = "demo.example.com",
+    fill_placeholders: bool = True,
 ) -> str:
-    return render_init_config(provider, "demo", domain, auth, OWNERS, root_password=password)
+    """A new config, with its `<your ...>` placeholders filled in as a user would."""
+    text = render_init_config(provider, "demo", domain, auth, OWNERS, root_password=password)
+    return fill(text) if fill_placeholders else text
+
+
+def fill(text: str) -> str:
+    return re.sub(r"<your ([^<>]*)>", lambda m: m.group(1).replace(" ", "-"), text)
 
 
 def _set_top_level_keys(text: str) -> list[str]:
@@ -82,7 +89,12 @@ def uncomment_defaults(text: str) -> str:
 
 @pytest.mark.parametrize(("provider", "auth"), list(itertools.product(PROVIDERS, AUTH_TYPES)))
 def test_output_validates_and_keeps_the_choices(provider: str, auth: str) -> None:
-    config = parse_config(_render(provider, auth), "nebari-config.yaml")
+    text = _render(provider, auth, fill_placeholders=False)
+    if "<your " in text:
+        # Placeholders for what only the user knows are refused until filled in.
+        with pytest.raises(ConfigError, match=r"security\.authentication\.config\.\w+: is a placeholder"):
+            parse_config(text, "nebari-config.yaml")
+    config = parse_config(fill(text), "nebari-config.yaml")
     assert config.provider == provider
     assert config.project_name == "demo"
     assert config.domain == "demo.example.com"
@@ -175,7 +187,7 @@ def test_oauth_secrets_are_sops_references_not_plaintext(auth: str) -> None:
 def test_auth_type_is_case_insensitive() -> None:
     assert (
         parse_config(
-            render_init_config("local", "demo", None, "github", {}), "c"
+            fill(render_init_config("local", "demo", None, "github", {})), "c"
         ).security.authentication.type
         == "GitHub"
     )
@@ -269,7 +281,7 @@ PASSWORDS = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")
 def test_any_valid_choice_round_trips(
     provider: str, auth: str, name: str, domain: str, password: str
 ) -> None:
-    text = render_init_config(provider, name, domain, auth, OWNERS, root_password=password)
+    text = fill(render_init_config(provider, name, domain, auth, OWNERS, root_password=password))
     config = parse_config(text, "c")
     assert (config.provider, config.project_name, config.domain, config.security.authentication.type) == (
         provider,

@@ -24,6 +24,9 @@ def do_validate(s: Session) -> None:
     project = s.project
     do_check_plugin_settings(s)
     do_warn_plaintext_secrets(s)
+    from stagegraph.secretvalues import check_secret_files
+
+    check_secret_files(project.config, project.root, project.config_name)
     for stage in s.graph.stages:
         for key in stage.pins:
             project.lock.pin(key, file=project.lockfile_name, user=f"stage {stage.name}")

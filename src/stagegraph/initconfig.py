@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from stagegraph.errors import ConfigError
 from stagegraph.schema.base import TAG_MARK
-from stagegraph.schema.config import NEBARI_VERSION, PROVIDER_SECTIONS, NebariConfig
+from stagegraph.schema.config import ALLOW_PLACEHOLDERS, NEBARI_VERSION, PROVIDER_SECTIONS, NebariConfig
 from stagegraph.schema.introspect import strip_annotation, union_member
 from stagegraph.schema.problems import format_problems
 from stagegraph.schema.security import AUTHENTICATION_TYPES
@@ -71,7 +71,7 @@ def render_init_config(
     password = dict(root_password_ref) if root_password_ref is not None else root_password
     chosen = _choices(provider, project_name, domain, auth_type, password)
     try:
-        config = NebariConfig.model_validate(chosen)
+        config = NebariConfig.model_validate(chosen, context={ALLOW_PLACEHOLDERS: True})
     except ValidationError as err:
         raise ConfigError(_NAME, format_problems(err, _NAME, NebariConfig)) from None
     defaults = config.model_dump(mode="json")
