@@ -135,7 +135,7 @@ def do_why(s: Session, stages: Sequence[str]) -> None:
 
 
 def do_graph(s: Session, svg: str, dot: str) -> None:
-    from stagegraph.graphview import NodeInfo, render_dot, render_svg
+    from stagegraph.graphview import NodeInfo, direct_only, render_dot, render_svg
     from stagegraph.info import format_info
 
     s.check_config()
@@ -157,11 +157,13 @@ def do_graph(s: Session, svg: str, dot: str) -> None:
 
         states = {name: st.state for name, st in predict(s.project).items()}
     print(format_info(nodes, states))
+    # The picture draws direct dependencies only; the text above lists every one.
+    drawn = direct_only(nodes)
     if svg:
-        Path(svg).write_text(render_svg(nodes), encoding="utf-8")
+        Path(svg).write_text(render_svg(drawn, states=states), encoding="utf-8")
         print(f"wrote {svg}")
     if dot:
-        Path(dot).write_text(render_dot(nodes), encoding="utf-8")
+        Path(dot).write_text(render_dot(drawn, states=states), encoding="utf-8")
         print(f"wrote {dot}")
 
 
@@ -214,6 +216,9 @@ def do_init(s: Session, provider: str, project_name: str, domain: str, auth: str
     print(
         f"wrote {s.project.config_name} (provider {provider}); the Keycloak root password is encrypted in {ref['sops']}"
     )
+    if "<your " in text:
+        name = s.project.config_name
+        print(f"now fill in the <your ...> placeholders of {name}; `doit validate` refuses them until then")
 
 
 def do_schema(s: Session) -> None:
