@@ -139,6 +139,9 @@ class Console:
     def warn(self, stage: str, text: str) -> None:
         self._emit(stage, [(_YELLOW, part) for part in (text.splitlines() or [""])])
 
+    def close(self) -> None:
+        """The run is over (the live view in `stagegraph.liveview` takes itself down)."""
+
 
 class LineWriter:
     """A file-like sink for one stage's subprocess output that emits whole lines only.

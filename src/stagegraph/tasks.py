@@ -68,13 +68,12 @@ class Session:
         if self.load_error is not None:
             raise self.load_error
         if self._runtime is None:
-            from stagegraph.console import Console
             from stagegraph.deploy import Runtime
             from stagegraph.summary import RunSummary
 
             command = self.command_name()
             summary = RunSummary(command)
-            self._runtime = Runtime(self.project, Console(stage_names=self.graph.names), summary)
+            self._runtime = Runtime(self.project, self._console(summary), summary)
             atexit.register(self._write_summary)
         return self._runtime
 
@@ -83,6 +82,18 @@ class Session:
         if self.load_error is not None:
             raise self.load_error
         self.project.config  # noqa: B018 - validates, raising a ConfigError
+
+    def _console(self, summary: Any) -> Any:
+        """The live view on an interactive terminal, plain prefixed lines elsewhere."""
+        from stagegraph.console import Console
+        from stagegraph.liveview import live_wanted
+
+        if not live_wanted(sys.stdout):
+            return Console(stage_names=self.graph.names)
+        from stagegraph.commands.engine import options
+        from stagegraph.liveview import LiveConsole
+
+        return LiveConsole(self.graph, summary, run_stages=options(self).stages)
 
     def command_name(self) -> str:
         """The task the user asked for (`deploy`, `destroy`, a stage name, ...), for records."""
@@ -98,7 +109,10 @@ class Session:
         At exit rather than in a last task, so a failed run gets its line too (doit skips
         the tasks after a failure).
         """
-        if self._runtime is None or not self._runtime.summary.stages:
+        if self._runtime is None:
+            return
+        self._runtime.console.close()
+        if not self._runtime.summary.stages:
             return
         summary = self._runtime.summary
         if not summary.ok:
