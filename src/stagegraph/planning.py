@@ -30,7 +30,8 @@ from stagegraph.deploy import (
 )
 from stagegraph.errors import DeployError, StagegraphError
 from stagegraph.fingerprint import FINGERPRINTED, changed_inputs
-from stagegraph.inputs import secret_env, stage_inputs
+from stagegraph.inputs import recorded_outputs, secret_env, stage_inputs
+from stagegraph.prediction import reads_outputs
 from stagegraph.records import PlanInfo, StageRecord
 from stagegraph.status import is_up_to_date
 from stagegraph.tfpredict import UNKNOWN, is_known, merge_known, predict_outputs_in
@@ -42,7 +43,11 @@ PLAN_FILE = "stagegraph.tfplan"
 
 
 def _planned_upstream(rt: Runtime, stage: Stage) -> tuple[dict[str, BaseModel], dict[str, list[str]]]:
-    """Upstream outputs from this run's plans: known ones, and per upstream the unknown ones."""
+    """Upstream outputs from this run's plans, and per upstream the unknown ones this stage reads.
+
+    Where an upstream's plan leaves an output unknown, its recorded value stands in; the
+    plan is deferred only if this stage's variables depend on such an output.
+    """
     known: dict[str, BaseModel] = {}
     unknown: dict[str, list[str]] = {}
     for dep in stage.depends_on:
@@ -51,18 +56,17 @@ def _planned_upstream(rt: Runtime, stage: Stage) -> tuple[dict[str, BaseModel], 
             continue  # not planned here, or unchanged: its recorded outputs stand
         dep_stage = rt.project.graph[dep]
         fields = list(dep_stage.outputs.model_fields)
-        missing = [
-            f
-            for f in fields
-            if summary.outputs.get(f, UNKNOWN) is UNKNOWN or not is_known(summary.outputs[f])
-        ]
-        if missing:
-            unknown[dep] = missing
-            continue
+        values = {f: summary.outputs[f] for f in fields if is_known(summary.outputs.get(f, UNKNOWN))}
+        missing = [f for f in fields if f not in values]
         try:
-            known[dep] = dep_stage.outputs.model_validate({f: summary.outputs[f] for f in fields})
-        except ValidationError:
+            recorded = recorded_outputs(rt.project, dep) if missing else None
+            base = {**(recorded.model_dump(mode="json") if recorded else {}), **values}
+            known[dep] = dep_stage.outputs.model_validate(base)
+        except (ValidationError, StagegraphError):
             unknown[dep] = fields
+            continue
+        if missing and reads_outputs(rt.project, stage, known, dep, missing):
+            unknown[dep] = missing
     return known, unknown
 
 

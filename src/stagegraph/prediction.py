@@ -17,7 +17,7 @@ Every input comes from `stagegraph.inputs.stage_inputs`, the assembly deploy use
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from stagegraph.errors import StagegraphError
 from stagegraph.fingerprint import FINGERPRINTED, changed_inputs
-from stagegraph.inputs import StageInputs, stage_inputs, upstream_outputs, variables_from
+from stagegraph.inputs import StageInputs, recorded_outputs, stage_inputs, upstream_outputs, variables_from
 from stagegraph.render import hand_edits
 from stagegraph.tfpredict import UNKNOWN, predict_outputs
 
@@ -90,7 +90,7 @@ def predict(
         state, inputs = _decide(project, stage, walk)
         states[name] = state
         if state.will_apply or state.state in ("deferred", "unknown"):
-            _remember_outputs(stage, state, inputs, walk, (planned or {}).get(name))
+            _remember_outputs(project, stage, state, inputs, walk, (planned or {}).get(name))
     return states
 
 
@@ -101,7 +101,11 @@ def _decide(project: Project, stage: Stage, walk: _Walk) -> tuple[StageState, St
     except StagegraphError as exc:  # a corrupt record: say so, keep the view usable
         return StageState(name, "unknown", None, (str(exc),)), None
     notes = tuple(f"{f}: {_EDITED}" for f in hand_edits(project.stage_dir(stage)))
-    waiting = {dep: walk.unknown[dep] for dep in stage.depends_on if dep in walk.unknown}
+    waiting = {
+        dep: walk.unknown[dep]
+        for dep in stage.depends_on
+        if dep in walk.unknown and _reads_unknown(project, stage, dep, walk)
+    }
     try:
         now = stage_inputs(project, stage, files="fresh", upstream=_known(stage, walk))
     except StagegraphError as exc:
@@ -139,7 +143,8 @@ def _deferred(
     name: str, applied_at: datetime | None, waiting: Mapping[str, tuple[str, ...]], notes: tuple[str, ...]
 ) -> StageState:
     reasons = tuple(
-        f"planned after {dep} applies: its output {', '.join(fields)} is known only then"
+        f"planned after {dep} applies: its output{'s' if len(fields) > 1 else ''} "
+        f"{', '.join(fields)} {'are' if len(fields) > 1 else 'is'} known only then"
         for dep, fields in waiting.items()
     )
     return StageState(name, "deferred", applied_at, reasons, tuple(waiting), notes)
@@ -184,14 +189,49 @@ def _explain(
     return [*via, *own], list(dict.fromkeys(line.rsplit(" via ", 1)[1] for line in via))
 
 
+#: Stands in for an output known only after apply, to see whether a stage reads it.
+_PROBE = "(stagegraph: known after apply, 9d1c7a)"
+
+
+def _reads_unknown(project: Project, stage: Stage, dep: str, walk: _Walk) -> bool:
+    base = walk.outputs.get(dep)
+    if base is None:
+        return True  # nothing stands in for them: everything of `dep` is unknown
+    return reads_outputs(project, stage, {**_known(stage, walk), dep: base}, dep, walk.unknown[dep])
+
+
+def reads_outputs(
+    project: Project, stage: Stage, upstream: Mapping[str, BaseModel], dep: str, fields: Sequence[str]
+) -> bool:
+    """Whether `stage`'s variables depend on those `fields` of `dep`'s outputs.
+
+    Found by trying: the fields get a stand-in value, and the variables either carry it
+    or the stage's typed inputs refuse it.
+    """
+    base = upstream[dep]
+    probed = base.model_construct(**{**dict(base), **dict.fromkeys(fields, _PROBE)})
+    try:
+        outputs, _ = upstream_outputs(project, stage, override={**upstream, dep: probed})
+        variables = variables_from(stage, outputs)
+    except Exception:
+        return True
+    return _PROBE in repr(variables)
+
+
 def _remember_outputs(
+    project: Project,
     stage: Stage,
     state: StageState,
     inputs: StageInputs | None,
     walk: _Walk,
     planned: Mapping[str, Any] | None,
 ) -> None:
-    """Predict what `stage` outputs after it applies, for the stages downstream."""
+    """Predict what `stage` outputs after it applies, for the stages downstream.
+
+    Outputs known only after the apply are listed in `walk.unknown`; the recorded values
+    stand in for them in `walk.outputs`, so a stage that does not read them is judged by
+    the rest (and `_reads_unknown` tells which stages do).
+    """
     fields = tuple(stage.outputs.model_fields)
     if not fields:
         return
@@ -201,14 +241,22 @@ def _remember_outputs(
         values = predict_outputs(inputs.fresh_files, inputs.variables)
     else:
         values = {}
-    unknown = tuple(
-        f for f in fields if f not in values or values[f] is UNKNOWN or not _known_deep(values[f])
-    )
+    known = {
+        f: values[f] for f in fields if f in values and values[f] is not UNKNOWN and _known_deep(values[f])
+    }
+    unknown = tuple(f for f in fields if f not in known)
+    base: dict[str, Any] = dict(known)
     if unknown:
         walk.unknown[stage.name] = unknown
-        return
+        try:
+            recorded = recorded_outputs(project, stage.name)
+        except StagegraphError:
+            recorded = None
+        if recorded is None:
+            return
+        base = {**recorded.model_dump(mode="json"), **known}
     try:
-        walk.outputs[stage.name] = stage.outputs.model_validate({f: values[f] for f in fields})
+        walk.outputs[stage.name] = stage.outputs.model_validate(base)
     except ValidationError:
         walk.unknown[stage.name] = fields
 
