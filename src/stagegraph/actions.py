@@ -100,8 +100,21 @@ def do_destroy(s: Session, name: str) -> None:
     destroy_stage(rt, name)
 
 
+def do_destroy_orphans(s: Session, stage: Sequence[str]) -> None:
+    from stagegraph.orphans import destroy_orphans
+
+    if s.load_error is not None:
+        raise s.load_error
+    rt = s.runtime()
+    s.hold_lock(s.command_name())  # also runs first in a whole `doit destroy`
+    done = destroy_orphans(rt, s.graph.names, stage)
+    if not done and s.command_name() == "destroy_orphans":
+        print("no stage left the graph: nothing to destroy")
+
+
 def do_status(s: Session) -> None:
-    """One row per stage: what the next `doit deploy` does with it, and why."""
+    """One row per stage: what the next `doit deploy` does with it, and why; orphans too."""
+    from stagegraph.orphans import TASK, find_orphans
     from stagegraph.status import predict
 
     s.check_config()
@@ -111,6 +124,15 @@ def do_status(s: Session) -> None:
         st = states[name]
         when = f"{st.applied_at:%Y-%m-%d %H:%M:%S}" if st.applied_at else "-"
         rows.append((name, st.state, when, st.note))
+    for orphan in find_orphans(s.project, s.graph.names):
+        when = f"{orphan.record.applied_at:%Y-%m-%d %H:%M:%S}" if orphan.record.applied_at else "-"
+        by = f"plugin {orphan.plugin}" if orphan.plugin else "its plugin"
+        note = f"not in the graph ({by} disabled or uninstalled); `doit {TASK}` destroys it"
+        rows.append((orphan.stage, "orphaned", when, note))
+    _, unreadable = s.project.records.scan()
+    for name, problem in sorted(unreadable.items()):
+        if name not in s.graph:  # a stage in the graph shows its own problem above
+            rows.append((name, "unknown", "-", str(problem)))
     width = max(len(r[0]) for r in rows)
     print(f"{'stage':<{width}}  {'state':<13}  {'last applied (UTC)':<19}  note")
     for name, state, when, note in rows:
@@ -288,6 +310,11 @@ def do_preflight(s: Session, stages: list[str]) -> None:
     s.check_config()  # an invalid config is the only thing said: no summary of a run
     s.hold_lock(s.command_name())
     try:
+        if s.command_name() not in ("destroy", "plan"):
+            # Applying with a stage's resources left behind unnoticed is what this stops.
+            from stagegraph.orphans import refuse_orphans
+
+            refuse_orphans(s.project, s.graph.names)
         do_check_plugin_settings(s)
         do_warn_plaintext_secrets(s)
         do_check_secrets_before_apply(s, stages)

@@ -213,6 +213,7 @@ def apply_stage(rt: Runtime, name: str) -> None:
         log=ctx.log_path,
         runner=result.runner,
         init_digest=result.init_digest,
+        source=stage.source,
     )
     reason = "; ".join(changed_inputs(record.inputs, inputs)[:3]) if record else "first apply"
     rt.summary.add(name, "applied", duration, reason)

@@ -16,8 +16,10 @@ Secrets themselves are resolved only by `secret_env`, in memory, for the driver.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -26,7 +28,7 @@ from stagegraph.errors import DeployError
 from stagegraph.fingerprint import deploy_inputs, digest_key, fingerprint, render_inputs_of, rendered_files
 from stagegraph.render import file_digest
 from stagegraph.secretvalues import resolve_secret, secret_digests
-from stagegraph.stage import Stage, Upstream
+from stagegraph.stage import MachineContext, Stage, Upstream
 
 if TYPE_CHECKING:
     from stagegraph.project import Project
@@ -99,17 +101,33 @@ def upstream_outputs(
     return outputs, mocked
 
 
-def variables_from(stage: Stage, outputs: Mapping[str, BaseModel]) -> dict[str, Any]:
-    """The stage's Terraform variables, built from its upstreams' typed outputs."""
+def variables_from(project: Project, stage: Stage, outputs: Mapping[str, BaseModel]) -> dict[str, Any]:
+    """The stage's Terraform variables: from its upstreams' typed outputs, and from the
+    deploying machine where the stage reads it (`Stage.machine_inputs`)."""
     model = stage.connect(Upstream(stage.name, dict(outputs)))
-    return model.model_dump(mode="json")
+    values: dict[str, Any] = model.model_dump(mode="json")
+    if stage.machine_inputs is not None:
+        values.update(stage.machine_inputs(machine_context(project)))
+    return values
 
 
 def variables_for(
     project: Project, stage: Stage, *, allow_mocks: bool = False
 ) -> tuple[dict[str, Any], list[str]]:
     outputs, mocked = upstream_outputs(project, stage, allow_mocks=allow_mocks)
-    return variables_from(stage, outputs), mocked
+    return variables_from(project, stage, outputs), mocked
+
+
+def machine_context(project: Project) -> MachineContext:
+    """The deploying machine as stages may read it (environment, home, working directory)."""
+    return MachineContext(
+        config=project.config,
+        config_dir=project.config_path.parent,
+        config_name=project.config_name,
+        environ=dict(os.environ),
+        home=Path.home(),
+        cwd=Path.cwd(),
+    )
 
 
 def secret_env(project: Project, stage: Stage) -> tuple[dict[str, str], dict[str, str]]:
@@ -163,7 +181,7 @@ def stage_inputs(
         file_digests = rendered_files(stage_dir, stage.name)
         explain = render_inputs_of(stage_dir)
     outputs, mocked = upstream_outputs(project, stage, allow_mocks=allow_mocks, override=upstream)
-    variables = variables_from(stage, outputs)
+    variables = variables_from(project, stage, outputs)
     digests = _secret_digests(project, stage)
     inputs = deploy_inputs(stage, file_digests, variables, project.lock, digests, explain)
     return StageInputs(stage.name, variables, inputs, tuple(mocked), fresh)

@@ -192,6 +192,7 @@ def apply_plan(rt: Runtime, name: str) -> None:
         log=ctx.log_path,
         runner=result.runner,
         init_digest=result.init_digest,
+        source=stage.source,
     )
     Path(plan.path).unlink(missing_ok=True)
     rt.summary.add(name, "applied", duration, "saved plan")

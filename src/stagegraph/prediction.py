@@ -169,8 +169,8 @@ def _explain(
     changed_by: dict[str, str] = {}
     for dep, predicted in _known(stage, walk).items():
         try:
-            before = variables_from(stage, recorded) if dep in recorded else {}
-            after = variables_from(stage, {**recorded, dep: predicted})
+            before = variables_from(project, stage, recorded) if dep in recorded else {}
+            after = variables_from(project, stage, {**recorded, dep: predicted})
         except (StagegraphError, ValidationError):
             continue
         for key, value in after.items():
@@ -212,7 +212,7 @@ def reads_outputs(
     probed = base.model_construct(**{**dict(base), **dict.fromkeys(fields, _PROBE)})
     try:
         outputs, _ = upstream_outputs(project, stage, override={**upstream, dep: probed})
-        variables = variables_from(stage, outputs)
+        variables = variables_from(project, stage, outputs)
     except Exception:
         return True
     return _PROBE in repr(variables)

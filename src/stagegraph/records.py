@@ -69,6 +69,9 @@ class StageRecord(BaseModel):
     #: Digest of providers + backend at the last successful `terraform init`.
     init_digest: str | None
     plan: PlanInfo | None
+    #: Who brought the stage ("stagegraph" or a plugin's name), so that a stage which left
+    #: the graph can say which plugin to enable again. None in records of older releases.
+    source: str | None = None
 
 
 class RecordError(StagegraphError):
@@ -206,6 +209,7 @@ class RecordStore:
         runner: str | None = None,
         init_digest: str | None = None,
         applied_at: datetime | None = None,
+        source: str | None = None,
     ) -> StageRecord:
         """Write the record of a successful apply (any saved plan is spent by it)."""
         record = StageRecord(
@@ -222,6 +226,7 @@ class RecordStore:
             runner=runner,
             init_digest=init_digest,
             plan=None,
+            source=source,
         )
         self.put(record)
         return record
@@ -304,6 +309,7 @@ class RecordStore:
                 runner=previous.runner if previous else None,
                 init_digest=previous.init_digest if previous else None,
                 plan=None,
+                source=previous.source if previous else None,
             )
             self._write(self.path(stage), record.model_dump_json(indent=2) + "\n")
         return record

@@ -97,7 +97,7 @@ class Session:
 
     def command_name(self) -> str:
         """The task the user asked for (`deploy`, `destroy`, a stage name, ...), for records."""
-        known = {"deploy", "destroy", "plan", "apply_plan", "render", *self.graph.names}
+        known = {"deploy", "destroy", "destroy_orphans", "plan", "apply_plan", "render", *self.graph.names}
         for token in self.argv[1:]:
             if token.split(":")[0] in known:
                 return token.split(":")[0]

@@ -36,6 +36,7 @@ def builtin_commands() -> tuple[CommandFn, ...]:
         engine.plan,
         engine.apply_plan,
         engine.destroy,
+        engine.destroy_orphans,
         views.status,
         views.why,
         views.graph,

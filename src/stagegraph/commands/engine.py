@@ -205,6 +205,9 @@ def destroy(s: Session) -> Iterator[TaskDict]:
     graph, keep = s.graph, opts.keep
     # Serial: exactly the reverse of `doit list`.
     after = previous_in([n for n in reversed(graph.names) if n not in keep]) if opts.serial else {}
+    # A whole `doit destroy` also destroys the stages that left the graph, first: they
+    # may need what the stages still in it provide (the cluster).
+    orphans_first = ["destroy_orphans"] if "destroy" in s.argv[1:] else []
     yield {"basename": "destroy", "name": None, "params": DESTROY_PARAMS}
     for stage in graph.stages:
         if stage.name in keep:
@@ -215,12 +218,31 @@ def destroy(s: Session) -> Iterator[TaskDict]:
             "actions": [(failing_cleanly(actions.do_destroy), [s, stage.name])],
             "task_dep": [
                 "_lock",
+                *orphans_first,
                 *(f"destroy:{d}" for d in graph.dependents(stage.name) if d not in keep),
                 *(f"destroy:{d}" for d in after.get(stage.name, [])),
             ],
             "uptodate": [_destroyed_uptodate(s, stage.name)],
             "verbosity": 2,
         }
+
+
+def destroy_orphans(s: Session) -> TaskDict:
+    """Destroy stages that left the graph (plugin disabled or uninstalled) from their recorded render and state."""
+    return {
+        "basename": "destroy_orphans",
+        "actions": [(failing_cleanly(actions.do_destroy_orphans), [s])],
+        "params": [
+            {
+                "name": "stage",
+                "long": "stage",
+                "default": [],
+                "type": list,
+                "help": "destroy only this orphan (repeatable; default: every one `doit status` lists)",
+            }
+        ],
+        "verbosity": 2,
+    }
 
 
 # --- uptodate callables ---------------------------------------------------------------------
