@@ -71,16 +71,8 @@ class _Walk:
     unknown: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-def predict(
-    project: Project,
-    names: Iterable[str] | None = None,
-    planned: Mapping[str, Mapping[str, Any]] | None = None,
-) -> dict[str, StageState]:
-    """The next deploy's decision for `names` (default: every stage), in runtime order.
-
-    `planned`: output values from saved plans (UNKNOWN where Terraform cannot know them),
-    used instead of predicting them from the render.
-    """
+def predict(project: Project, names: Iterable[str] | None = None) -> dict[str, StageState]:
+    """The next deploy's decision for `names` (default: every stage), in runtime order."""
     graph = project.graph
     wanted = graph.ancestors(names) if names is not None else graph.names
     walk = _Walk()
@@ -90,7 +82,7 @@ def predict(
         state, inputs = _decide(project, stage, walk)
         states[name] = state
         if state.will_apply or state.state in ("deferred", "unknown"):
-            _remember_outputs(project, stage, state, inputs, walk, (planned or {}).get(name))
+            _remember_outputs(project, stage, state, inputs, walk)
     return states
 
 
@@ -224,7 +216,6 @@ def _remember_outputs(
     state: StageState,
     inputs: StageInputs | None,
     walk: _Walk,
-    planned: Mapping[str, Any] | None,
 ) -> None:
     """Predict what `stage` outputs after it applies, for the stages downstream.
 
@@ -235,12 +226,9 @@ def _remember_outputs(
     fields = tuple(stage.outputs.model_fields)
     if not fields:
         return
-    if planned is not None:
-        values: Mapping[str, Any] = planned
-    elif inputs is not None and inputs.fresh_files and state.state != "deferred":
+    values: Mapping[str, Any] = {}
+    if inputs is not None and inputs.fresh_files and state.state != "deferred":
         values = predict_outputs(inputs.fresh_files, inputs.variables)
-    else:
-        values = {}
     known = {
         f: values[f] for f in fields if f in values and values[f] is not UNKNOWN and _known_deep(values[f])
     }
