@@ -25,6 +25,8 @@ from stagegraph.fingerprint import changed_inputs
 from stagegraph.inputs import secret_env, stage_inputs, upstream_outputs
 from stagegraph.records import StageRecord
 from stagegraph.stage import CheckContext, Stage, Upstream
+from stagegraph.tfprocess import ShuttingDownError, stopping
+from stagegraph.tfstate import StateError, check_state, identity_after_apply
 
 if TYPE_CHECKING:
     from stagegraph.console import Console
@@ -93,7 +95,8 @@ def _progress_filter(write: Callable[[str], None]) -> Callable[[str], None]:
         return write
 
     def show(line: str) -> None:
-        if any(marker in line for marker in _PROGRESS):
+        # Once a signal stopped the run, Terraform's "interrupted" errors stay in the log.
+        if any(marker in line for marker in _PROGRESS) and not stopping():
             write(line.strip())
 
     return show
@@ -180,6 +183,7 @@ def apply_stage(rt: Runtime, name: str) -> None:
     """Apply one stage if its inputs changed since its last successful apply."""
     project = rt.project
     stage = project.graph[name]
+    stage_dir = project.stage_dir(stage)
     record = project.records.get(name)
     started = now()
     t0 = time.monotonic()
@@ -187,7 +191,8 @@ def apply_stage(rt: Runtime, name: str) -> None:
     try:
         now_inputs = stage_inputs(project, stage)
         inputs, fp = now_inputs.inputs, now_inputs.fingerprint
-        if record is not None and record.status == "applied" and record.fingerprint == fp:
+        older_state = check_state(name, stage_dir, record.state if record else None)
+        if record is not None and record.status == "applied" and record.fingerprint == fp and not older_state:
             # doit's database can be lost (SIGKILL); our record still says done.
             rt.summary.add(name, "skipped", 0.0, "up to date")
             rt.console.line(name, "up to date")
@@ -199,6 +204,12 @@ def apply_stage(rt: Runtime, name: str) -> None:
         result = driver_of(stage).apply(ctx)
         outputs = _validated_outputs(stage, result.outputs)
         _run_check(rt, stage, outputs)
+    except StateError as exc:
+        # Refused before anything ran: the record stays as it is (still "state lost").
+        rt.summary.add(name, "failed", 0.0, str(exc))
+        raise
+    except ShuttingDownError:
+        raise  # not started: the run is stopping; the next deploy applies it
     except StagegraphError as exc:
         record_failure(rt, stage, started, time.monotonic() - t0, exc, ctx.log_path if ctx else None)
         raise
@@ -213,6 +224,7 @@ def apply_stage(rt: Runtime, name: str) -> None:
         log=ctx.log_path,
         runner=result.runner,
         init_digest=result.init_digest,
+        state=identity_after_apply(stage_dir),
         source=stage.source,
     )
     reason = "; ".join(changed_inputs(record.inputs, inputs)[:3]) if record else "first apply"
@@ -233,4 +245,5 @@ def record_failure(
     message = prefix + (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     rt.project.records.record_failure(stage.name, message, log, attempted_at=started, duration_s=duration)
     rt.summary.add(stage.name, "failed", duration, message)
-    rt.console.show_failure(stage.name, message, list(getattr(exc, "tail", []) or []), log)
+    if not stopping():  # interrupted by a signal: its one line is all the user needs
+        rt.console.show_failure(stage.name, message, list(getattr(exc, "tail", []) or []), log)

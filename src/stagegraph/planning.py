@@ -35,6 +35,7 @@ from stagegraph.prediction import reads_outputs
 from stagegraph.records import PlanInfo, StageRecord
 from stagegraph.status import is_up_to_date
 from stagegraph.tfpredict import UNKNOWN, is_known, merge_known, predict_outputs_in
+from stagegraph.tfstate import check_state, identity_after_apply
 
 if TYPE_CHECKING:
     from stagegraph.stage import Stage
@@ -79,6 +80,7 @@ def plan_stage(rt: Runtime, name: str) -> None:
     inputs = stage_inputs(project, stage, allow_mocks=True, upstream=known)
     env, _ = secret_env(project, stage)
     record = project.records.get(name)
+    check_state(name, stage_dir, record.state if record else None)
     rt.console.start(name)
     t0 = time.monotonic()
     driver = driver_of(stage)
@@ -152,8 +154,16 @@ def apply_plan(rt: Runtime, name: str) -> None:
             return
         raise DeployError(f"stage {name} has no saved plan; run `doit plan` first")
     plan = record.plan
+    # The record is a file in the deployment folder, so untrusted: the plan it names must be
+    # the stage's own plan file, which is then the only file this touches.
+    plan_path = project.stage_dir(stage) / PLAN_FILE
+    if Path(plan.path) != plan_path:
+        raise DeployError(
+            f"{project.records.path(name)}: plan.path: {plan.path!r} is not this stage's plan file "
+            f"{plan_path}; run `doit plan` again"
+        )
     if record.status == "applied" and is_up_to_date(project, name):
-        Path(plan.path).unlink(missing_ok=True)
+        plan_path.unlink(missing_ok=True)
         rt.summary.add(name, "skipped", 0.0, "up to date")
         return
     if plan.used_mock:
@@ -166,6 +176,7 @@ def apply_plan(rt: Runtime, name: str) -> None:
             f"stage {name}: its saved plan was made before {', '.join(plan.deferred_on)} applied and "
             "needs outputs known only then; run `doit plan` again now (or use `doit deploy`)"
         )
+    check_state(name, project.stage_dir(stage), record.state)
     inputs = stage_inputs(project, stage)
     if inputs.fingerprint != plan.fingerprint:
         raise DeployError(f"stage {name}: inputs changed since its plan was made; run `doit plan` again")
@@ -175,7 +186,7 @@ def apply_plan(rt: Runtime, name: str) -> None:
     ctx = stage_context(rt, stage, "apply", inputs.variables, env, record)
     try:
         _run_preflight(rt, stage)
-        result = driver_of(stage).apply_plan(ctx, Path(plan.path))
+        result = driver_of(stage).apply_plan(ctx, plan_path)
         outputs = _validated_outputs(stage, result.outputs)
         _run_check(rt, stage, outputs)
     except StagegraphError as exc:
@@ -192,8 +203,9 @@ def apply_plan(rt: Runtime, name: str) -> None:
         log=ctx.log_path,
         runner=result.runner,
         init_digest=result.init_digest,
+        state=identity_after_apply(project.stage_dir(stage)),
         source=stage.source,
     )
-    Path(plan.path).unlink(missing_ok=True)
+    plan_path.unlink(missing_ok=True)
     rt.summary.add(name, "applied", duration, "saved plan")
     rt.console.finish(name, "applied (saved plan)", duration)

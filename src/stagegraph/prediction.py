@@ -29,10 +29,16 @@ from stagegraph.fingerprint import FINGERPRINTED, changed_inputs
 from stagegraph.inputs import StageInputs, recorded_outputs, stage_inputs, upstream_outputs, variables_from
 from stagegraph.render import hand_edits
 from stagegraph.tfpredict import UNKNOWN, predict_outputs
+from stagegraph.tfstate import StateError, check_state
 
 if TYPE_CHECKING:
     from stagegraph.project import Project
     from stagegraph.stage import Stage
+
+#: Said of a stage whose first apply failed: Terraform may have created part of it.
+FIRST_APPLY_FAILED = (
+    "resources of its first apply may already exist; the next deploy retries it, `doit destroy` removes them"
+)
 
 #: States after which the next deploy applies the stage.
 WILL_APPLY = ("stale", "never applied", "failed", "destroyed")
@@ -41,7 +47,7 @@ WILL_APPLY = ("stale", "never applied", "failed", "destroyed")
 @dataclass(frozen=True)
 class StageState:
     stage: str
-    state: str  # applied | stale | deferred | never applied | failed | destroyed | unknown
+    state: str  # applied | stale | deferred | never applied | failed | destroyed | state lost | unknown
     applied_at: datetime | None
     reasons: tuple[str, ...]
     #: The upstream stages through which it is stale or deferred.
@@ -106,13 +112,22 @@ def _decide(project: Project, stage: Stage, walk: _Walk) -> tuple[StageState, St
     else:
         problem = None
     applied_at = record.applied_at if record is not None else None
-    if record is None or (record.status == "failed" and record.applied_at is None):
-        first = (record.error or "",) if record is not None and record.error else ()
-        return StageState(name, "never applied", None, first, notes=notes), now
+    if record is None:
+        return StageState(name, "never applied", None, (), notes=notes), now
     if record.status == "destroyed":
         return StageState(name, "destroyed", applied_at, (), notes=notes), now
+    try:
+        older_state = check_state(name, project.stage_dir(stage), record.state)
+    except StateError as exc:
+        return StageState(name, "state lost", applied_at, (str(exc),), notes=notes), None
     if record.status == "failed":
-        return StageState(name, "failed", applied_at, (record.error or "",), notes=notes), now
+        if record.applied_at is not None:
+            return StageState(name, "failed", applied_at, (record.error or "",), notes=notes), now
+        if record.log is None:  # only ever planned, or stopped before anything ran
+            return StageState(name, "never applied", None, (record.error or "",), notes=notes), now
+        return StageState(name, "failed", None, (record.error or "", FIRST_APPLY_FAILED), notes=notes), now
+    if older_state:
+        return StageState(name, "stale", applied_at, (older_state,), notes=notes), now
     if now is None:
         if waiting:
             return _deferred(name, applied_at, waiting, notes), None

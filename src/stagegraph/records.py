@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from stagegraph.atomic import remove_if_exists, write_atomic
 from stagegraph.errors import StagegraphError
+from stagegraph.tfstate import StateIdentity
 
 RECORDS_DIR = "records"
 RECORD_MODE = 0o600
@@ -69,6 +70,9 @@ class StageRecord(BaseModel):
     #: Digest of providers + backend at the last successful `terraform init`.
     init_digest: str | None
     plan: PlanInfo | None
+    #: The local Terraform state the last successful apply left (None: none to check,
+    #: such as a remote backend, or a record older than this field).
+    state: StateIdentity | None = None
     #: Who brought the stage ("stagegraph" or a plugin's name), so that a stage which left
     #: the graph can say which plugin to enable again. None in records of older releases.
     source: str | None = None
@@ -209,6 +213,7 @@ class RecordStore:
         runner: str | None = None,
         init_digest: str | None = None,
         applied_at: datetime | None = None,
+        state: StateIdentity | None = None,
         source: str | None = None,
     ) -> StageRecord:
         """Write the record of a successful apply (any saved plan is spent by it)."""
@@ -226,6 +231,7 @@ class RecordStore:
             runner=runner,
             init_digest=init_digest,
             plan=None,
+            state=state,
             source=source,
         )
         self.put(record)

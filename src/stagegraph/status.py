@@ -12,14 +12,23 @@ from typing import TYPE_CHECKING
 
 from stagegraph.errors import StagegraphError
 from stagegraph.inputs import stage_inputs
-from stagegraph.prediction import StageState, predict
+from stagegraph.prediction import FIRST_APPLY_FAILED, StageState, predict
 from stagegraph.render import read_manifest
+from stagegraph.tfstate import StateError, check_state
 
 if TYPE_CHECKING:
     from stagegraph.project import Project
     from stagegraph.stage import Stage
 
-__all__ = ["StageState", "differs_from_fresh_render", "is_up_to_date", "predict", "stage_state", "why"]
+__all__ = [
+    "FIRST_APPLY_FAILED",
+    "StageState",
+    "differs_from_fresh_render",
+    "is_up_to_date",
+    "predict",
+    "stage_state",
+    "why",
+]
 
 
 def stage_state(project: Project, name: str) -> StageState:
@@ -32,10 +41,13 @@ def is_up_to_date(project: Project, name: str) -> bool:
     record = project.records.get(name)
     if record is None or record.status != "applied" or record.fingerprint is None:
         return False
+    stage = project.graph[name]
     try:
-        now = stage_inputs(project, project.graph[name])
-    except StagegraphError:
-        return False
+        if check_state(name, project.stage_dir(stage), record.state):
+            return False  # an older copy of the state: the apply brings it up to date
+        now = stage_inputs(project, stage)
+    except (StateError, StagegraphError):
+        return False  # the action reports it
     return now.fingerprint == record.fingerprint
 
 
@@ -50,8 +62,15 @@ def why(project: Project, name: str) -> list[str]:
         return [f"{name}: never applied; the next deploy applies it", *notes]
     if state.state == "destroyed":
         return [f"{name}: destroyed{when}; the next deploy applies it", *notes]
+    if state.state == "failed" and state.applied_at is None:
+        return [f"{name}: failed; its first apply failed and the next deploy retries it", *state.reasons]
     if state.state == "failed":
         return [f"{name}: the last attempt failed{when}; the next deploy retries it", *state.reasons, *notes]
+    if state.state == "state lost":
+        return [
+            f"{name}: state lost{when}; deploy, plan and destroy refuse this stage until it is fixed:",
+            *state.reasons,
+        ]
     if state.state == "deferred":
         head = f"{name}: deferred{when}; whether it re-applies is known only after an upstream applies:"
         return [head, *(f"  {r}" for r in state.reasons), *notes]

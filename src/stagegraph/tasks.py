@@ -175,11 +175,18 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
 def session_from_doit(root: Path) -> Session:
     from doit import get_var
 
+    from stagegraph import signals
     from stagegraph.brokenpipe import die_quietly_on_broken_pipe
+    from stagegraph.doitdb import recover_doit_db
     from stagegraph.plugins.manager import set_command_line_imports, split_imports
 
+    signals.install()
     die_quietly_on_broken_pipe(sys.argv)
     set_command_line_imports(split_imports(get_var("import_plugin", None)))
+    # Before doit opens its database (it does so after loading dodo.py).
+    moved = recover_doit_db(root)
+    if moved:
+        print(f"warning: {moved}", file=sys.stderr)
     return Session(root, sys.argv, get_var("config", None))
 
 

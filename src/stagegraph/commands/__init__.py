@@ -39,6 +39,7 @@ def builtin_commands() -> tuple[CommandFn, ...]:
         engine.destroy_orphans,
         views.status,
         views.why,
+        engine.forget_state,
         views.graph,
         tools.init,
         tools.schema,

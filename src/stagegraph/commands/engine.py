@@ -227,6 +227,16 @@ def destroy(s: Session) -> Iterator[TaskDict]:
         }
 
 
+def forget_state(s: Session) -> TaskDict:
+    """Accept that a stage's Terraform state is lost: forget its record: doit forget_state STAGE."""
+    return {
+        "basename": "forget_state",
+        "actions": [(failing_cleanly(actions.do_forget_state), [s])],
+        "pos_arg": "stages",
+        "verbosity": 2,
+    }
+
+
 def destroy_orphans(s: Session) -> TaskDict:
     """Destroy stages that left the graph (plugin disabled or uninstalled) from their recorded render and state."""
     return {
@@ -274,10 +284,10 @@ def _render_uptodate(s: Session, name: str) -> Callable[[], bool]:
         try:
             stage = s.graph[name]
             inputs = render_inputs(stage, s.project.config, s.project.lock)
+            digest = RenderedStage(name, stage.directory(s.project.config.provider), {}, inputs).digest
+            return is_current(s.project.stage_dir(stage), digest)
         except StagegraphError:
-            return False
-        digest = RenderedStage(name, stage.directory(s.project.config.provider), {}, inputs).digest
-        return is_current(s.project.stage_dir(stage), digest)
+            return False  # the action reports it
 
     return check
 
