@@ -119,6 +119,10 @@ class Session:
             done = {r.stage for r in summary.stages}
             summary.mark_not_run([n for n in self.graph.names if n not in done])
         summary.write(self.project.state_dir)
+        from stagegraph.tfprocess import stopping
+
+        if stopping():
+            return  # stopped by a signal: its one `interrupted (...)` line is the last word
         try:
             print(summary.one_line(), flush=True)
         except BrokenPipeError:
