@@ -119,9 +119,9 @@ class Session:
             done = {r.stage for r in summary.stages}
             summary.mark_not_run([n for n in self.graph.names if n not in done])
         summary.write(self.project.state_dir)
-        from stagegraph.tfprocess import stopping
+        from stagegraph.signals import interrupted
 
-        if stopping():
+        if interrupted():
             return  # stopped by a signal: its one `interrupted (...)` line is the last word
         try:
             print(summary.one_line(), flush=True)
