@@ -28,3 +28,16 @@ def test_repeatable_list_option() -> None:
     assert task_options(argv, "destroy", DESTROY_PARAMS) == {
         "keep": ["02-infrastructure", "01-terraform-state"]
     }
+
+
+def test_serial_run_reads_doits_process_option_before_the_task() -> None:
+    from stagegraph.cliargs import serial_run
+
+    assert serial_run(["doit", "-n", "1", "deploy"], 2)
+    assert serial_run(["doit", "-n1", "deploy"], 2)
+    assert serial_run(["doit", "config=x.yaml", "--process=1", "deploy"], 2)
+    assert not serial_run(["doit", "deploy"], 2)
+    assert not serial_run(["doit", "-n", "4", "deploy"], 2)
+    assert serial_run(["doit", "deploy"], 1)
+    # After the task name it is the task's business, not doit's.
+    assert not serial_run(["doit", "deploy", "-n", "1"], 2)

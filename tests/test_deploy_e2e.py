@@ -228,19 +228,36 @@ def test_destroy_in_reverse_order_stops_on_failure_resumes_and_keeps(fresh: Sand
                 assert when[stage.name] <= when[dep], (stage.name, dep)
 
 
-def test_plan_uses_mocks_and_apply_refuses_a_mocked_plan(fresh: SandboxProject) -> None:
+def test_plans_flow_through_the_graph_and_apply_plan_is_strict(fresh: SandboxProject) -> None:
+    # Nothing is applied: each stage is planned against its upstreams' planned outputs,
+    # which Terraform knows for every sandbox stage, so no mock stands in anywhere.
     proc = fresh.doit("-n", "1", "plan")
-    assert "used mock outputs of 01-terraform-state" in proc.stdout
+    assert "mock" not in proc.stdout
+    assert fresh.statuses() == dict.fromkeys(ALL, "planned")
+    fresh.doit("-n", "1", "apply_plan")
+    assert sorted(fresh.records()) == sorted(ALL)
+    fresh.doit("deploy")
+    assert fresh.applied_in_last_run() == set()  # the plans applied what a deploy would
+    # A plan whose inputs changed since it was made is refused.
+    fresh.edit_config(lambda c: c.update(domain="planned.example.com"))
+    fresh.doit("-n", "1", "plan")
+    fresh.edit_config(lambda c: c.update(domain="again.example.com"))
+    fresh.doit("render")
     proc = fresh.doit("-n", "1", "apply_plan", check=False)
     assert proc.returncode != 0
-    assert "02-infrastructure: its saved plan was made against mock outputs" in proc.stdout
-    assert fresh.records()["01-terraform-state"]["status"] == "applied"  # no mock: applied
-    fresh.doit("deploy")
-    fresh.edit_config(lambda c: c.update(domain="planned.example.com"))
-    fresh.doit("render")
+    assert "04-kubernetes-ingress: inputs changed since its plan was made" in proc.stdout
+    # So is one made against mock outputs (a plan record says so).
+    fresh.doit("-n", "1", "plan")
+    path = fresh.state_dir / "records" / "04-kubernetes-ingress.json"
+    record = json.loads(path.read_text())
+    record["plan"]["used_mock"] = True
+    path.write_text(json.dumps(record))
+    proc = fresh.doit("-n", "1", "apply_plan:04-kubernetes-ingress", check=False)
+    assert proc.returncode != 0
+    assert "04-kubernetes-ingress: its saved plan was made against mock outputs" in proc.stdout
     fresh.doit("-n", "1", "plan")
     fresh.doit("-n", "1", "apply_plan:04-kubernetes-ingress")
-    assert fresh.records()["04-kubernetes-ingress"]["outputs"]["domain"] == "planned.example.com"
+    assert fresh.records()["04-kubernetes-ingress"]["outputs"]["domain"] == "again.example.com"
 
 
 @pytest.mark.parametrize("terraform", ["embedded"])

@@ -259,3 +259,72 @@ def test_random_dags_layer_downward_and_are_deterministic(nodes: list[NodeInfo])
     copy = [NodeInfo(n.name, n.description, tuple(n.depends_on), (), (), n.kind, n.source) for n in nodes]
     assert render_svg(copy) == svg
     assert render_dot(copy) == render_dot(nodes)
+
+
+def _paths(nodes: list[NodeInfo]) -> set[tuple[str, str]]:
+    """Every (a, b) such that b needs a, directly or through other stages."""
+    needs: dict[str, set[str]] = {}
+    for n in nodes:
+        needs[n.name] = set(n.depends_on).union(*(needs[d] for d in n.depends_on))
+    return {(a, b) for b, deps in needs.items() for a in deps}
+
+
+def test_the_picture_draws_direct_dependencies_only() -> None:
+    from stagegraph.graphview import direct_only
+
+    drawn = {n.name: n.depends_on for n in direct_only(sample())}
+    # 07 needs 04 through 05 and 06 as well: that arrow is implied, so it goes.
+    assert drawn["07-kubernetes-services"] == ("06-kubernetes-keycloak-configuration",)
+    assert drawn["09-dashboards"] == ("07-kubernetes-services",)
+    assert drawn["10-kubernetes-kuberhealthy"] == ("03-kubernetes-initialize",)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_direct_only_is_the_transitive_reduction(data: st.DataObject) -> None:
+    from stagegraph.graphview import direct_only
+
+    n = data.draw(st.integers(1, 12))
+    nodes = [
+        node(
+            f"s{i}",
+            *sorted(
+                data.draw(st.sets(st.sampled_from([f"s{j}" for j in range(i)]), max_size=4)) if i else []
+            ),
+        )
+        for i in range(n)
+    ]
+    reduced = direct_only(nodes)
+    assert _paths(reduced) == _paths(nodes)  # same reachability...
+    for r in reduced:  # ...and no arrow that another path implies
+        for dep in r.depends_on:
+            rest = [
+                x
+                if x.name != r.name
+                else NodeInfo(**{**x.__dict__, "depends_on": tuple(d for d in r.depends_on if d != dep)})
+                for x in reduced
+            ]
+            assert (dep, r.name) not in _paths(rest)
+
+
+def test_states_colour_the_boxes_and_the_legend_explains_them() -> None:
+    nodes = sample()
+    states = {n.name: "applied" for n in nodes} | {
+        "05-kubernetes-keycloak": "stale",
+        "08-nebari-tf-extensions": "failed",
+    }
+    svg = render_svg(nodes, states=states)
+    stages, _ = parse(svg)
+    assert stages["05-kubernetes-keycloak"].get("data-state") == "stale"
+    fills = {name: g.find(f"{SVG}rect").get("fill") for name, g in stages.items()}  # type: ignore[union-attr]
+    assert (
+        fills["05-kubernetes-keycloak"] != fills["04-kubernetes-ingress"] != fills["08-nebari-tf-extensions"]
+    )
+    legend = [g for g in ET.fromstring(svg).iter(f"{SVG}g") if g.get("class") == "legend"]
+    texts = [t.text for t in legend[0].iter(f"{SVG}text")]
+    assert {"fill: applied", "fill: stale", "fill: failed", "dashed: from a plugin"} <= set(texts)
+    assert not any("never applied" in (t or "") for t in texts)  # only what the picture uses
+    # Without records: no states, kinds only, still a legend.
+    plain = ET.fromstring(render_svg(nodes))
+    assert not any(g.get("data-state") for g in plain.iter(f"{SVG}g"))
+    assert 'fillcolor="#ef9a9a"' in render_dot(nodes, states=states)

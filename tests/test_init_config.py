@@ -49,11 +49,18 @@ def _render(
     auth: str = "password",
     password: str | None = PASSWORD,
     domain: str | None = "demo.example.com",
+    fill_placeholders: bool = True,
 ) -> str:
+    """A new config, with its `<your ...>` placeholders filled in as a user would."""
     project = "example-project-123" if provider == "gcp" else None
-    return render_init_config(
+    text = render_init_config(
         provider, "demo", domain, auth, OWNERS, root_password=password, gcp_project=project
     )
+    return fill(text) if fill_placeholders else text
+
+
+def fill(text: str) -> str:
+    return re.sub(r"<your ([^<>]*)>", lambda m: m.group(1).replace(" ", "-"), text)
 
 
 def test_gcp_needs_the_project_id() -> None:
@@ -94,7 +101,12 @@ def uncomment_defaults(text: str) -> str:
 
 @pytest.mark.parametrize(("provider", "auth"), list(itertools.product(PROVIDERS, AUTH_TYPES)))
 def test_output_validates_and_keeps_the_choices(provider: str, auth: str) -> None:
-    config = parse_config(_render(provider, auth), "nebari-config.yaml")
+    text = _render(provider, auth, fill_placeholders=False)
+    if "<your " in text:
+        # Placeholders for what only the user knows are refused until filled in.
+        with pytest.raises(ConfigError, match=r"security\.authentication\.config\.\w+: is a placeholder"):
+            parse_config(text, "nebari-config.yaml")
+    config = parse_config(fill(text), "nebari-config.yaml")
     assert config.provider == provider
     assert config.project_name == "demo"
     assert config.domain == "demo.example.com"
@@ -187,7 +199,7 @@ def test_oauth_secrets_are_sops_references_not_plaintext(auth: str) -> None:
 def test_auth_type_is_case_insensitive() -> None:
     assert (
         parse_config(
-            render_init_config("local", "demo", None, "github", {}), "c"
+            fill(render_init_config("local", "demo", None, "github", {})), "c"
         ).security.authentication.type
         == "GitHub"
     )
@@ -282,8 +294,8 @@ def test_any_valid_choice_round_trips(
     provider: str, auth: str, name: str, domain: str, password: str
 ) -> None:
     project = "example-project-123" if provider == "gcp" else None
-    text = render_init_config(
-        provider, name, domain, auth, OWNERS, root_password=password, gcp_project=project
+    text = fill(
+        render_init_config(provider, name, domain, auth, OWNERS, root_password=password, gcp_project=project)
     )
     config = parse_config(text, "c")
     assert (config.provider, config.project_name, config.domain, config.security.authentication.type) == (

@@ -49,10 +49,10 @@ def test_installed_versions_are_the_pinned_ones() -> None:
 def test_open_ranges_and_missing_pins_are_named() -> None:
     text = PYPROJECT.read_text().replace('"pydantic==2.14.3"', '"pydantic>=2.7,<3"')
     text = text.replace('"pluggy==1.7.0"', '"pluggy==1.6.0"').replace('"pyrage==1.4.0",', "")
-    text = text.replace('"doit==0.37.0",', '"doit==0.37.0",\n    "rich==14.0.0",')
+    text = text.replace('"doit==0.37.0",', '"doit==0.37.0",\n    "colorama==0.4.6",')
     lines = mismatches(text, LOCK, lockfile="lockfiles/versions.yaml")
     assert lines == [
-        "pyproject.toml: dependencies: 'rich==14.0.0' has no pin in lockfiles/versions.yaml (python.rich); add one",
+        "pyproject.toml: dependencies: 'colorama==0.4.6' has no pin in lockfiles/versions.yaml (python.colorama); add one",
         "pyproject.toml: dependencies: 'pydantic>=2.7,<3' is not an exact pin; write pydantic==2.14.3",
         "pyproject.toml: dependencies: 'pluggy==1.6.0' differs from lockfiles/versions.yaml python.pluggy "
         "(1.7.0); run `doit bump --group python` or edit one to match",

@@ -25,6 +25,9 @@ def do_validate(s: Session) -> None:
     project = s.project
     do_check_plugin_settings(s)
     do_warn_plaintext_secrets(s)
+    from stagegraph.secretvalues import check_secret_files
+
+    check_secret_files(project.config, project.root, project.config_name)
     for stage in s.graph.stages:
         for key in stage.pins:
             project.lock.pin(key, file=project.lockfile_name, user=f"stage {stage.name}")
@@ -70,17 +73,21 @@ def do_check(s: Session, charts: str, offline: bool, only: Sequence[str]) -> Non
 
 
 def do_render(s: Session, name: str) -> None:
-    from stagegraph.render import render_stage, write_stage
+    from stagegraph.render import hand_edits, render_stage, write_stage
 
     rt = s.runtime()
     s.hold_lock(s.command_name())
     project = s.project
     stage = s.graph[name]
     rendered = render_stage(stage, project.config, project.lock, project.lockfile_name)
+    edited = hand_edits(project.stage_dir(stage))
     result = write_stage(project.output_root, rendered)
     changed = ", ".join(result.written) or "no file changed"
     removed = f"; removed {', '.join(result.removed)}" if result.removed else ""
-    rt.console.line(name, f"rendered {project.output_root.name}/{rendered.directory}: {changed}{removed}")
+    over = f"; overwrote hand edits of {', '.join(edited)}" if edited else ""
+    rt.console.line(
+        name, f"rendered {project.output_root.name}/{rendered.directory}: {changed}{removed}{over}"
+    )
 
 
 def do_render_ci(s: Session) -> None:
@@ -117,18 +124,17 @@ def do_deploy_done(s: Session, stop_at: str) -> None:
         from stagegraph.errors import UnknownStageError
 
         raise UnknownStageError(stop_at, s.graph.names)
-    summary = s.runtime().summary
-    print(summary.one_line())
+    # The run's one summary line is printed at exit (see Session), failed runs included.
 
 
 def do_plan(s: Session, name: str) -> None:
-    from stagegraph.deploy import plan_stage
+    from stagegraph.planning import plan_stage
 
     plan_stage(s.runtime(), name)
 
 
 def do_apply_plan(s: Session, name: str) -> None:
-    from stagegraph.deploy import apply_plan
+    from stagegraph.planning import apply_plan
 
     apply_plan(s.runtime(), name)
 
@@ -154,23 +160,23 @@ def do_destroy_orphans(s: Session, stage: Sequence[str]) -> None:
 
 
 def do_status(s: Session, all: bool = False) -> None:
+    """One row per stage: what the next `doit deploy` does with it, and why; orphans too."""
     from stagegraph.orphans import TASK, find_orphans
-    from stagegraph.status import stage_state
+    from stagegraph.status import predict
 
     if all:
         from stagegraph.envstatus import folder_status
 
         print(folder_status(s.project.root, s.root))
         return
-    if s.load_error is not None:
-        raise s.load_error
+    s.check_config()
     s.project.check_identity(record=False)
+    states = predict(s.project)
     rows = []
     for name in s.graph.names:
-        st = stage_state(s.project, name, fresh=True)
+        st = states[name]
         when = f"{st.applied_at:%Y-%m-%d %H:%M:%S}" if st.applied_at else "-"
-        note = st.reasons[0] if st.reasons else ""
-        rows.append((name, st.state, when, note))
+        rows.append((name, st.state, when, st.note))
     for orphan in find_orphans(s.project, s.graph.names):
         when = f"{orphan.record.applied_at:%Y-%m-%d %H:%M:%S}" if orphan.record.applied_at else "-"
         by = f"plugin {orphan.plugin}" if orphan.plugin else "its plugin"
@@ -184,13 +190,18 @@ def do_status(s: Session, all: bool = False) -> None:
     print(f"{'stage':<{width}}  {'state':<13}  {'last applied (UTC)':<19}  note")
     for name, state, when, note in rows:
         print(f"{name:<{width}}  {state:<13}  {when:<19}  {note}".rstrip())
+    will = [n for n in s.graph.names if states[n].will_apply]
+    counts: dict[str, int] = {}
+    for st in states.values():
+        counts[st.state] = counts.get(st.state, 0) + 1
+    totals = ", ".join(f"{n} {state}" for state, n in counts.items())
+    print(f"status: {totals}; the next deploy applies {len(will)} stage{'s' if len(will) != 1 else ''}")
 
 
 def do_why(s: Session, stages: Sequence[str]) -> None:
     from stagegraph.status import why
 
-    if s.load_error is not None:
-        raise s.load_error
+    s.check_config()
     s.project.check_identity(record=False)
     if not stages:
         raise StagegraphError("name a stage: doit why STAGE (see `doit list`)")
@@ -213,10 +224,11 @@ def do_forget_state(s: Session, stages: Sequence[str]) -> None:
 
 
 def do_graph(s: Session, svg: str, dot: str) -> None:
-    from stagegraph.graphview import NodeInfo, render_dot, render_svg
+    from stagegraph.graphview import NodeInfo, direct_only, render_dot, render_svg
     from stagegraph.info import format_info
 
-    overridden = s.project.overridden_pins if s.load_error is None else {}
+    s.check_config()
+    overridden = s.project.overridden_pins
     nodes = [
         NodeInfo(
             name=st.name,
@@ -230,10 +242,10 @@ def do_graph(s: Session, svg: str, dot: str) -> None:
         for st in s.graph.stages
     ]
     states = None
-    if s.load_error is None:
-        from stagegraph.status import stage_state
+    if s.project.records.all():
+        from stagegraph.status import predict
 
-        states = {n.name: stage_state(s.project, n.name).state for n in nodes}
+        states = {name: st.state for name, st in predict(s.project).items()}
     marked = [
         replace(n, pins=tuple(f"{p} (overridden)" if p in overridden else p for p in n.pins)) for n in nodes
     ]
@@ -241,11 +253,13 @@ def do_graph(s: Session, svg: str, dot: str) -> None:
     if overridden:
         print()
         print("\n".join(_overridden_lines(s)))
+    # The picture draws direct dependencies only; the text above lists every one.
+    drawn = direct_only(marked)
     if svg:
-        Path(svg).write_text(render_svg(nodes), encoding="utf-8")
+        Path(svg).write_text(render_svg(drawn, states=states), encoding="utf-8")
         print(f"wrote {svg}")
     if dot:
-        Path(dot).write_text(render_dot(nodes), encoding="utf-8")
+        Path(dot).write_text(render_dot(drawn, states=states), encoding="utf-8")
         print(f"wrote {dot}")
 
 
@@ -299,6 +313,9 @@ def do_init(s: Session, provider: str, project_name: str, domain: str, auth: str
     print(
         f"wrote {s.project.config_name} (provider {provider}); the Keycloak root password is encrypted in {ref['sops']}"
     )
+    if "<your " in text:
+        name = s.project.config_name
+        print(f"now fill in the <your ...> placeholders of {name}; `doit validate` refuses them until then")
 
 
 def do_schema(s: Session) -> None:
@@ -351,7 +368,7 @@ def do_warn_plaintext_secrets(s: Session) -> None:
     from stagegraph.sops.plaintext import plaintext_warnings
 
     for line in plaintext_warnings(s.project.config, s.project.config_name):
-        print(f"warning: {line}")
+        print(line)  # already reads `warning: <file>: <field>: ...`
 
 
 def do_check_secrets_before_apply(s: Session, stages: list[str]) -> None:
@@ -373,6 +390,7 @@ def do_preflight(s: Session, stages: list[str]) -> None:
     A failure here applies nothing; the run summary says so (`preflight` failed, every
     stage of the run not run), so a stale summary of an earlier run is never left behind.
     """
+    s.check_config()  # an invalid config is the only thing said: no summary of a run
     s.hold_lock(s.command_name())
     try:
         if s.command_name() not in ("destroy", "plan"):

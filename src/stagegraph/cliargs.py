@@ -51,3 +51,30 @@ def task_options(argv: Sequence[str], task: str, params: Sequence[Mapping[str, A
 def _default(param: Mapping[str, Any]) -> Any:
     default = param.get("default")
     return list(default) if isinstance(default, list) else default
+
+
+def serial_run(argv: Sequence[str], default_processes: int) -> bool:
+    """Whether doit runs one task at a time: `-n 1`, `-n1`, `--process 1`, `--process=1`.
+
+    doit's own options come before the first task name (`config=...` variables may sit
+    among them).
+    """
+    processes = default_processes
+    tokens = list(argv[1:])
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        value: str | None = None
+        if token in ("-n", "--process"):
+            value = tokens[i + 1] if i + 1 < len(tokens) else None
+            i += 1
+        elif token.startswith("--process="):
+            value = token.partition("=")[2]
+        elif token.startswith("-n") and token[2:].isdigit():
+            value = token[2:]
+        elif not token.startswith("-") and "=" not in token:
+            break  # the first task name
+        if value is not None and value.isdigit():
+            processes = int(value)
+        i += 1
+    return processes <= 1

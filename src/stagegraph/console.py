@@ -101,8 +101,13 @@ class Console:
                 for part in text.split("\n"):
                     body = f"{style}{part}{_RESET}" if colour and style else part
                     parts.append(f"{prefix}{body}\n")
-            stream.write("".join(parts))
-            stream.flush()
+            try:
+                stream.write("".join(parts))
+                stream.flush()
+            except BrokenPipeError:  # the reader went away: the run goes on, unheard
+                from stagegraph.brokenpipe import stdout_gone
+
+                stdout_gone()
 
     def line(self, stage: str, text: str) -> None:
         """`[stage] text`; each line of a multi-line text gets the prefix."""
@@ -115,10 +120,11 @@ class Console:
     def start(self, stage: str) -> None:
         self._emit(stage, [(_BOLD, "started")])
 
-    def finish(self, stage: str, status: str, seconds: float) -> None:
-        """`[stage] <status> in 2.3 s`; `status` may carry a note ("planned: changes")."""
+    def finish(self, stage: str, status: str, seconds: float, detail: str = "") -> None:
+        """`[stage] <status> in 2.3 s`, then `: <detail>` when there is one."""
         key = status.split(":")[0].split(" (")[0].strip()
-        self._emit(stage, [(_STATUS_COLOURS.get(key, ""), f"{status} in {format_seconds(seconds)}")])
+        text = f"{status} in {format_seconds(seconds)}" + (f": {detail}" if detail else "")
+        self._emit(stage, [(_STATUS_COLOURS.get(key, ""), text)])
 
     def show_failure(self, stage: str, message: str, tail: Sequence[str], log: Path | None) -> None:
         """The failure, the last lines of its output, and where the full log is, together."""
@@ -132,6 +138,9 @@ class Console:
 
     def warn(self, stage: str, text: str) -> None:
         self._emit(stage, [(_YELLOW, part) for part in (text.splitlines() or [""])])
+
+    def close(self) -> None:
+        """The run is over (the live view in `stagegraph.liveview` takes itself down)."""
 
 
 class LineWriter:

@@ -1,4 +1,4 @@
-"""Apply and plan one stage (destroy: `stagegraph.destroy`; state: `stagegraph.status`).
+"""Apply one stage (plans: `stagegraph.planning`; destroy: `stagegraph.destroy`; state: `stagegraph.status`).
 
 The record store (`stagegraph.records`) is the source of truth, not doit's database: a stage
 is up to date when the fingerprint of its current inputs equals the fingerprint of its last
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,17 +21,10 @@ from pydantic import BaseModel, ValidationError
 
 from stagegraph.driver import TERRAFORM, StageContext, StageDriver
 from stagegraph.errors import DeployError, StagegraphError
-from stagegraph.fingerprint import (
-    changed_inputs,
-    deploy_inputs,
-    fingerprint,
-    render_inputs_of,
-    rendered_files,
-)
-from stagegraph.inputs import current_inputs, secret_env, upstream_outputs, variables_for
-from stagegraph.records import PlanInfo, StageRecord
+from stagegraph.fingerprint import changed_inputs
+from stagegraph.inputs import secret_env, stage_inputs, upstream_outputs
+from stagegraph.records import StageRecord
 from stagegraph.stage import CheckContext, Stage, Upstream
-from stagegraph.status import is_up_to_date
 from stagegraph.tfprocess import ShuttingDownError, stopping
 from stagegraph.tfstate import StateError, check_state, identity_after_apply
 
@@ -40,8 +33,7 @@ if TYPE_CHECKING:
     from stagegraph.project import Project
     from stagegraph.summary import RunSummary
     from stagegraph.terraform import TerraformBinary
-
-PLAN_FILE = "stagegraph.tfplan"
+    from stagegraph.tfplan import PlanSummary
 
 
 @dataclass
@@ -52,6 +44,8 @@ class Runtime:
     console: Console
     summary: RunSummary
     terraform: TerraformBinary | None = None
+    #: What each stage's plan in this run changes and outputs, for the stages after it.
+    plans: dict[str, PlanSummary | None] = field(default_factory=dict)
 
     def binary(self) -> TerraformBinary:
         if self.terraform is None:
@@ -196,11 +190,8 @@ def apply_stage(rt: Runtime, name: str) -> None:
     t0 = time.monotonic()
     ctx: StageContext | None = None
     try:
-        files = rendered_files(stage_dir, name)
-        variables, _ = variables_for(project, stage)
-        env, digests = secret_env(project, stage)
-        inputs = deploy_inputs(stage, files, variables, project.lock, digests, render_inputs_of(stage_dir))
-        fp = fingerprint(inputs)
+        now_inputs = stage_inputs(project, stage)
+        inputs, fp = now_inputs.inputs, now_inputs.fingerprint
         older_state = check_state(name, stage_dir, record.state if record else None)
         if record is not None and record.status == "applied" and record.fingerprint == fp and not older_state:
             # doit's database can be lost (SIGKILL); our record still says done.
@@ -208,7 +199,8 @@ def apply_stage(rt: Runtime, name: str) -> None:
             rt.console.line(name, "up to date")
             return
         rt.console.start(name)
-        ctx = stage_context(rt, stage, "apply", variables, env, record)
+        env, _ = secret_env(project, stage)
+        ctx = stage_context(rt, stage, "apply", now_inputs.variables, env, record)
         _run_preflight(rt, stage)
         result = driver_of(stage).apply(ctx)
         outputs = _validated_outputs(stage, result.outputs)
@@ -256,112 +248,3 @@ def record_failure(
     rt.summary.add(stage.name, "failed", duration, message)
     if not stopping():  # interrupted by a signal: its one line is all the user needs
         rt.console.show_failure(stage.name, message, list(getattr(exc, "tail", []) or []), log)
-
-
-# --- plan ---------------------------------------------------------------------------------
-
-
-def plan_stage(rt: Runtime, name: str) -> None:
-    """Plan one stage, against mock outputs of upstream stages that are not applied yet."""
-    project = rt.project
-    stage = project.graph[name]
-    stage_dir = project.stage_dir(stage)
-    files = rendered_files(stage_dir, name)
-    variables, mocked = variables_for(project, stage, allow_mocks=True)
-    env, digests = secret_env(project, stage)
-    inputs = deploy_inputs(stage, files, variables, project.lock, digests, render_inputs_of(stage_dir))
-    record = project.records.get(name)
-    check_state(name, stage_dir, record.state if record else None)
-    rt.console.start(name)
-    t0 = time.monotonic()
-    ctx = stage_context(rt, stage, "plan", variables, env, record)
-    changes = driver_of(stage).plan(ctx, stage_dir / PLAN_FILE)
-    info = PlanInfo(
-        path=str(stage_dir / PLAN_FILE),
-        fingerprint=fingerprint(inputs),
-        used_mock=bool(mocked),
-        created_at=now(),
-    )
-    if record is None:
-        record = StageRecord(
-            stage=name,
-            status="failed",
-            fingerprint=None,
-            inputs={},
-            outputs={},
-            applied_at=None,
-            attempted_at=now(),
-            duration_s=None,
-            error="planned, never applied",
-            log=None,
-            runner=None,
-            init_digest=None,
-            plan=info,
-        )
-    else:
-        record = record.model_copy(update={"plan": info})
-    project.records.put(record)
-    note = f"; used mock outputs of {', '.join(mocked)}, so it cannot be applied" if mocked else ""
-    summary = ("changes" if changes else "no changes") + note
-    rt.summary.add(name, "planned", time.monotonic() - t0, summary)
-    rt.console.finish(name, f"planned: {summary}", time.monotonic() - t0)
-
-
-def apply_plan(rt: Runtime, name: str) -> None:
-    """Apply the saved plan of a stage; refuse plans made against mocks or stale inputs."""
-    project = rt.project
-    stage = project.graph[name]
-    record = project.records.get(name)
-    if record is None or record.plan is None:
-        if record is not None and record.status == "applied" and is_up_to_date(project, name):
-            rt.summary.add(name, "skipped", 0.0, "up to date, no saved plan")
-            return
-        raise DeployError(f"stage {name} has no saved plan; run `doit plan` first")
-    plan = record.plan
-    # The record is a file in the deployment folder, so untrusted: the plan it names must be
-    # the stage's own plan file, which is then the only file this touches.
-    plan_path = project.stage_dir(stage) / PLAN_FILE
-    if Path(plan.path) != plan_path:
-        raise DeployError(
-            f"{project.records.path(name)}: plan.path: {plan.path!r} is not this stage's plan file "
-            f"{plan_path}; run `doit plan` again"
-        )
-    if plan.used_mock:
-        raise DeployError(
-            f"stage {name}: its saved plan was made against mock outputs of stages that were not "
-            "applied then; run `doit plan` again now that they are (or use `doit deploy`)"
-        )
-    check_state(name, project.stage_dir(stage), record.state)
-    inputs = current_inputs(project, stage)
-    if fingerprint(inputs) != plan.fingerprint:
-        raise DeployError(f"stage {name}: inputs changed since its plan was made; run `doit plan` again")
-    variables, _ = variables_for(project, stage)
-    env, _ = secret_env(project, stage)
-    started, t0 = now(), time.monotonic()
-    rt.console.start(name)
-    ctx = stage_context(rt, stage, "apply", variables, env, record)
-    try:
-        _run_preflight(rt, stage)
-        result = driver_of(stage).apply_plan(ctx, plan_path)
-        outputs = _validated_outputs(stage, result.outputs)
-        _run_check(rt, stage, outputs)
-    except StagegraphError as exc:
-        record_failure(rt, stage, started, time.monotonic() - t0, exc, ctx.log_path)
-        raise
-    duration = time.monotonic() - t0
-    project.records.record_success(
-        name,
-        fingerprint=fingerprint(inputs),
-        inputs=inputs,
-        outputs=outputs.model_dump(mode="json"),
-        attempted_at=started,
-        duration_s=duration,
-        log=ctx.log_path,
-        runner=result.runner,
-        init_digest=result.init_digest,
-        state=identity_after_apply(project.stage_dir(stage)),
-        source=stage.source,
-    )
-    plan_path.unlink(missing_ok=True)
-    rt.summary.add(name, "applied", duration, "saved plan")
-    rt.console.finish(name, "applied (saved plan)", duration)

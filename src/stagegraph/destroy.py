@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from stagegraph.project import Project
 
 from stagegraph.deploy import Runtime, driver_of, now, record_failure, stage_context
-from stagegraph.inputs import secret_env, variables_for
+from stagegraph.inputs import secret_env, stage_inputs
 from stagegraph.tfstate import StateError, check_state
 
 
@@ -42,9 +42,9 @@ def destroy_stage(rt: Runtime, name: str) -> None:
     try:
         # A missing or foreign state would make Terraform destroy nothing and report success.
         check_state(name, project.stage_dir(stage), record.state)
-        variables, _ = variables_for(project, stage)
+        inputs = stage_inputs(project, stage, files="none")
         env, _ = secret_env(project, stage)
-        ctx = stage_context(rt, stage, "destroy", variables, env, record)
+        ctx = stage_context(rt, stage, "destroy", inputs.variables, env, record)
         driver_of(stage).destroy(ctx)
     except StateError as exc:
         # Refused before anything ran: the record stays as it is (still "state lost").

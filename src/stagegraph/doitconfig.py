@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from doit.reporter import ConsoleReporter
@@ -18,6 +19,15 @@ class StagegraphReporter(ConsoleReporter):  # type: ignore[misc]
 
     def execute_task(self, task: Any) -> None:
         pass
+
+    def write(self, text: str) -> None:
+        # While a live view is on screen, write above it rather than through it.
+        live_module = sys.modules.get("stagegraph.liveview")
+        live = getattr(live_module, "ACTIVE", None)
+        if live is not None:
+            live.write_above(text)
+        else:
+            super().write(text)
 
     def skip_uptodate(self, task: Any) -> None:
         if task.name[0] != "_" and ":" not in task.name:

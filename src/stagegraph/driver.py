@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from stagegraph.records import StageRecord
     from stagegraph.stage import Stage
     from stagegraph.terraform import Terraform, TerraformBinary
+    from stagegraph.tfplan import PlanSummary
 
 TFVARS = "stagegraph.tfvars.json"
 
@@ -159,6 +160,12 @@ class TerraformDriver:
         changes = tf.plan(var_files=[TFVARS], out=out)
         out.chmod(0o600)  # a saved plan holds sensitive values, like state
         return changes
+
+    def planned(self, ctx: StageContext, plan: Path) -> PlanSummary:
+        """What a saved plan changes and outputs (an optional driver method)."""
+        from stagegraph.tfplan import summarize_plan
+
+        return summarize_plan(self._tf(ctx).show_json(plan))
 
     def apply_plan(self, ctx: StageContext, plan: Path) -> ApplyResult:
         tf = self._tf(ctx)

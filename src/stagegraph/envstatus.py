@@ -19,7 +19,7 @@ from stagegraph.lockoverride import base_lockfile
 
 def folder_status(folder: Path, invoked_from: Path) -> str:
     from stagegraph.project import LOCKFILE_ENV, Project
-    from stagegraph.status import stage_state
+    from stagegraph.status import predict
 
     found = environments(folder)
     if not found:
@@ -40,11 +40,12 @@ def folder_status(folder: Path, invoked_from: Path) -> str:
         )
         try:
             project.check_identity(record=False)
-            stages = project.graph.names
-            for stage in stages:
+            # The same prediction `doit status` makes for one environment.
+            states = predict(project)
+            for stage in project.graph.names:
                 if stage not in order:
                     order.append(stage)
-                cells[(stage, name)] = stage_state(project, stage, fresh=True).state
+                cells[(stage, name)] = states[stage].state
         except StagegraphError as exc:
             problems.append(f"{name}: {str(exc).splitlines()[0]}")
             broken.add(name)

@@ -9,8 +9,8 @@ same nodes give byte-identical output in any process.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from stagegraph.graphlayout import (
     MARGIN,
@@ -26,7 +26,16 @@ from stagegraph.graphlayout import (
     subline,
 )
 
-__all__ = ["Box", "Layout", "NodeInfo", "Route", "compute_layout", "render_dot", "render_svg"]
+__all__ = [
+    "Box",
+    "Layout",
+    "NodeInfo",
+    "Route",
+    "compute_layout",
+    "direct_only",
+    "render_dot",
+    "render_svg",
+]
 
 
 @dataclass(frozen=True)
@@ -50,17 +59,51 @@ _DEFAULT_FILL = "#f5f5f5"
 _DEFAULT_STROKE = "#757575"
 _EDGE = "#607d8b"
 _BUILTIN_SOURCE = "stagegraph"
+#: With records, a box is filled by the stage's state (`doit status`), its border keeps the kind.
+_STATE_FILL = {
+    "applied": "#c8e6c9",
+    "stale": "#ffe082",
+    "deferred": "#ffe0b2",
+    "failed": "#ef9a9a",
+    "never applied": "#eeeeee",
+    "destroyed": "#cfd8dc",
+    "unknown": "#f8bbd0",
+}
+_LEGEND_ROW = 22.0
 
 
-def render_svg(nodes: Sequence[NodeInfo], title: str = "stagegraph") -> str:
-    """The DAG as a standalone SVG document, dependencies above the stages that need them.
+def direct_only(nodes: Sequence[NodeInfo]) -> list[NodeInfo]:
+    """The transitive reduction: keep `a -> c` only if no other path leads from a to c.
+
+    What a stage needs through another stage is implied by the arrows through it; drawing
+    it again (stage 02 had 8 arrows) hides the structure. `nodes` in runtime order.
+    """
+    reach: dict[str, set[str]] = {}  # stage -> everything it needs, directly or not
+    out = []
+    for node in nodes:
+        deps = list(dict.fromkeys(node.depends_on))
+        through = set().union(*(reach.get(d, set()) for d in deps)) if deps else set()
+        kept = tuple(d for d in deps if d not in through)
+        reach[node.name] = through | set(deps)
+        out.append(replace(node, depends_on=kept))
+    return out
+
+
+def render_svg(
+    nodes: Sequence[NodeInfo], title: str = "stagegraph", states: Mapping[str, str] | None = None
+) -> str:
+    """The DAG as a standalone SVG document, dependencies above the stages that need them,
+    with a legend below; `states` (stage -> state from the records) fills each box.
 
     Raises GraphError when a stage is listed twice or needs a stage that is not listed
     before it (the caller passes a topological order).
     """
     lay = compute_layout(nodes, title=title)
     by_name = {n.name: n for n in nodes}
-    w, h = _num(lay.width), _num(lay.height)
+    legend = _legend(nodes, states)
+    width = max(lay.width, MARGIN * 2 + max((_legend_width(t) for _, _, t in legend), default=0.0))
+    legend_top = lay.height
+    w, h = _num(width), _num(lay.height + len(legend) * _LEGEND_ROW + (MARGIN if legend else 0))
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
         f'viewBox="0 0 {w} {h}" font-family="{_attr(_FONT)}">',
@@ -85,8 +128,19 @@ def render_svg(nodes: Sequence[NodeInfo], title: str = "stagegraph") -> str:
     out.append("</g>")
     out.append('<g class="nodes">')
     ids: set[str] = set()
-    out.extend(_node_svg(by_name[b.name], b, _xml_id(b.name, ids)) for b in lay.boxes)
+    out.extend(_node_svg(by_name[b.name], b, _xml_id(b.name, ids), states) for b in lay.boxes)
     out.append("</g>")
+    if legend:
+        out.append('<g class="legend">')
+        for i, (fill, stroke_style, text) in enumerate(legend):
+            y = legend_top + i * _LEGEND_ROW
+            out.append(
+                f'<rect x="{_num(MARGIN)}" y="{_num(y)}" width="28" height="14" rx="3" ry="3" '
+                f'fill="{fill}" {stroke_style}/>'
+                f'<text x="{_num(MARGIN + 38)}" y="{_num(y + 11)}" font-size="{_num(SUB_SIZE)}" '
+                f'fill="#37474f">{_text(text)}</text>'
+            )
+        out.append("</g>")
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -100,16 +154,43 @@ def _edge_svg(r: Route) -> str:
     )
 
 
-def _node_svg(node: NodeInfo, b: Box, xml_id: str) -> str:
-    fill = _FILL.get(node.kind, _DEFAULT_FILL)
+def _legend(nodes: Sequence[NodeInfo], states: Mapping[str, str] | None) -> list[tuple[str, str, str]]:
+    """(fill, stroke attributes, text) of each legend entry that the picture uses."""
+    entries: list[tuple[str, str, str]] = []
+    kinds = list(dict.fromkeys(n.kind for n in nodes))
+    for kind in kinds:
+        stroke = _STROKE.get(kind, _DEFAULT_STROKE)
+        fill = "#ffffff" if states else _FILL.get(kind, _DEFAULT_FILL)
+        entries.append((fill, f'stroke="{stroke}" stroke-width="1.5"', f"border: {kind} stage"))
+    if any(n.source != _BUILTIN_SOURCE for n in nodes):
+        entries.append(
+            ("#ffffff", f'stroke="{_DEFAULT_STROKE}" stroke-dasharray="5,3"', "dashed: from a plugin")
+        )
+    if states:
+        for state in dict.fromkeys(states[n.name] for n in nodes if n.name in states):
+            entries.append((_STATE_FILL.get(state, _DEFAULT_FILL), 'stroke="#9e9e9e"', f"fill: {state}"))
+    entries.append(("#ffffff", 'stroke="none"', "arrow: needs (direct dependencies only)"))
+    return entries
+
+
+def _legend_width(text: str) -> float:
+    return 38 + len(text) * 0.6 * SUB_SIZE
+
+
+def _node_svg(node: NodeInfo, b: Box, xml_id: str, states: Mapping[str, str] | None = None) -> str:
+    state = (states or {}).get(node.name)
+    fill = _STATE_FILL.get(state, _DEFAULT_FILL) if state else _FILL.get(node.kind, _DEFAULT_FILL)
     stroke = _STROKE.get(node.kind, _DEFAULT_STROKE)
     # Plugin stages get a dashed border: at a glance, what is ours and what was added.
     dash = "" if node.source == _BUILTIN_SOURCE else ' stroke-dasharray="5,3"'
     cx = _num(b.x + b.width / 2)
     # The description is the hover tooltip: it would make boxes too wide to read as a graph.
     tip = f"{node.name}: {node.description}" if node.description else node.name
+    if state:
+        tip += f" ({state})"
+    data_state = f' data-state="{_attr(state)}"' if state else ""
     return (
-        f'<g class="node" id="{xml_id}" data-stage="{_attr(node.name)}" data-layer="{b.layer}">'
+        f'<g class="node" id="{xml_id}" data-stage="{_attr(node.name)}" data-layer="{b.layer}"{data_state}>'
         f"<title>{_text(tip)}</title>"
         f'<rect x="{_num(b.x)}" y="{_num(b.y)}" width="{_num(b.width)}" height="{_num(b.height)}" '
         f'rx="8" ry="8" fill="{fill}" stroke="{stroke}" stroke-width="1.5"{dash}/>'
@@ -121,7 +202,9 @@ def _node_svg(node: NodeInfo, b: Box, xml_id: str) -> str:
     )
 
 
-def render_dot(nodes: Sequence[NodeInfo], title: str = "stagegraph") -> str:
+def render_dot(
+    nodes: Sequence[NodeInfo], title: str = "stagegraph", states: Mapping[str, str] | None = None
+) -> str:
     """The DAG as Graphviz DOT text (`dot -Tsvg`), with the same colours as `render_svg`."""
     check_order(nodes)
     lines = [
@@ -136,7 +219,7 @@ def render_dot(nodes: Sequence[NodeInfo], title: str = "stagegraph") -> str:
         attrs = [
             f"label={_dq(n.name + chr(10) + subline(n))}",
             f"tooltip={_dq(n.description or n.name)}",
-            f"fillcolor={_dq(_FILL.get(n.kind, _DEFAULT_FILL))}",
+            f"fillcolor={_dq(_dot_fill(n, states))}",
             f"color={_dq(_STROKE.get(n.kind, _DEFAULT_STROKE))}",
             f"style={_dq(style)}",
         ]
@@ -146,6 +229,11 @@ def render_dot(nodes: Sequence[NodeInfo], title: str = "stagegraph") -> str:
             lines.append(f"  {_dq(dep)} -> {_dq(n.name)};")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _dot_fill(node: NodeInfo, states: Mapping[str, str] | None) -> str:
+    state = (states or {}).get(node.name)
+    return _STATE_FILL.get(state, _DEFAULT_FILL) if state else _FILL.get(node.kind, _DEFAULT_FILL)
 
 
 # --- text and SVG ---------------------------------------------------------------------

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from stagegraph.errors import ConfigError
 from stagegraph.schema.base import TAG_MARK
-from stagegraph.schema.config import NEBARI_VERSION, PROVIDER_SECTIONS, NebariConfig
+from stagegraph.schema.config import ALLOW_PLACEHOLDERS, NEBARI_VERSION, PROVIDER_SECTIONS, NebariConfig
 from stagegraph.schema.introspect import strip_annotation, union_member
 from stagegraph.schema.problems import format_problems
 from stagegraph.schema.security import AUTHENTICATION_TYPES
@@ -83,7 +83,7 @@ def render_init_config(
             )
         chosen["google_cloud_platform"]["project"] = gcp_project
     try:
-        config = NebariConfig.model_validate(chosen)
+        config = NebariConfig.model_validate(chosen, context={ALLOW_PLACEHOLDERS: True})
     except ValidationError as err:
         raise ConfigError(_NAME, format_problems(err, _NAME, NebariConfig)) from None
     defaults = config.model_dump(mode="json")

@@ -41,6 +41,9 @@ class PlanInfo(BaseModel):
     fingerprint: str
     used_mock: bool
     created_at: datetime
+    #: Upstream stages with an output this plan needed that was known only after they
+    #: apply: the plan stood in their recorded values, so it cannot be applied as is.
+    deferred_on: list[str] = []
 
 
 class StageRecord(BaseModel):

@@ -190,18 +190,25 @@ def file_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:20]
 
 
+def hand_edits(stage_dir: Path) -> list[str]:
+    """Rendered files whose content is no longer what the last render wrote (or gone)."""
+    manifest = read_manifest(stage_dir) or {}
+    edited = []
+    for name, want in sorted(manifest.get("files", {}).items()):
+        try:
+            if file_digest((stage_dir / name).read_bytes()) != want:
+                edited.append(name)
+        except OSError:
+            edited.append(name)
+    return edited
+
+
 def is_current(stage_dir: Path, digest: str) -> bool:
     """Up to date: same render inputs as the manifest, and no rendered file edited or lost."""
     manifest = read_manifest(stage_dir)
     if not manifest or manifest.get("inputs_digest") != digest:
         return False
-    for name, want in manifest.get("files", {}).items():
-        try:
-            if file_digest((stage_dir / name).read_bytes()) != want:
-                return False
-        except OSError:
-            return False
-    return True
+    return not hand_edits(stage_dir)
 
 
 def write_stage(out_root: Path, rendered: RenderedStage) -> WriteResult:

@@ -150,3 +150,22 @@ def _sops_preference(config: BaseModel) -> str:
     tool = getattr(getattr(config, "stagegraph", None), "sops", None)
     binary = getattr(tool, "binary", None)
     return binary if isinstance(binary, str) else "auto"
+
+
+def check_secret_files(config: BaseModel, project_root: Path, config_name: str) -> None:
+    """Every SOPS file the config names exists and is ciphertext (no key needed: `validate`).
+
+    Raises the first problem as one line naming the config field that refers to the file.
+    """
+    from stagegraph.schema.secret import secret_fields
+    from stagegraph.sops.store import read_ciphertext
+
+    refs = [(path, value.sops) for path, value in secret_fields(config) if isinstance(value, SecretRef)]
+    users = getattr(config, "secrets", None) or []
+    refs += [
+        (f"secrets.{i}.sops", entry.sops)
+        for i, entry in enumerate(users)
+        if isinstance(entry, UserSecretBase)
+    ]
+    for path, label in refs:
+        read_ciphertext(project_root / label, label, referrer=f"{config_name}: {path}")

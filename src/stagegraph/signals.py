@@ -18,9 +18,19 @@ import sys
 import threading
 from types import FrameType
 
+#: Set by the first SIGINT/SIGTERM: the run's summary line is then left out (see tasks).
+_interrupted = threading.Event()
+
+
+def interrupted() -> bool:
+    """Whether a signal stopped this run (its `interrupted (...)` line is the last word)."""
+    return _interrupted.is_set()
+
 
 def _handle(signum: int, frame: FrameType | None) -> None:
     from stagegraph import tfprocess
+
+    _interrupted.set()
 
     if tfprocess.stopping():
         tfprocess.kill_all()

@@ -17,8 +17,6 @@ from typing import Any
 
 from doit.exceptions import TaskFailed
 
-from stagegraph import actions
-from stagegraph.cliargs import task_options
 from stagegraph.errors import StagegraphError
 from stagegraph.graph import StageGraph, build_graph
 from stagegraph.project import Project
@@ -26,43 +24,18 @@ from stagegraph.stage import Stage
 
 TaskDict = dict[str, Any]
 
-DEPLOY_PARAMS: list[dict[str, Any]] = [
-    {
-        "name": "stop_at",
-        "long": "stop-at",
-        "default": "",
-        "type": str,
-        "help": "deploy every stage up to and including this one, in runtime order",
-    },
-    {
-        "name": "disable_render",
-        "long": "disable-render",
-        "default": False,
-        "type": bool,
-        "help": "apply the rendered files on disk as they are (shows whether they differ from a fresh render)",
-    },
-]
-INIT_PARAMS: list[dict[str, Any]] = [
-    {
-        "name": "provider",
-        "long": "provider",
-        "default": "sandbox",
-        "help": "sandbox, local, existing, aws, gcp or azure",
-    },
-    {"name": "project_name", "long": "project-name", "default": "demo", "help": "project name"},
-    {"name": "domain", "long": "domain", "default": "demo.example.com", "help": "domain of the platform"},
-    {"name": "auth", "long": "auth", "default": "password", "help": "password, GitHub, Auth0 or custom"},
-    {"name": "gcp_project", "long": "gcp-project", "default": "", "help": "GCP project id (provider gcp)"},
-]
-DESTROY_PARAMS: list[dict[str, Any]] = [
-    {
-        "name": "keep",
-        "long": "keep",
-        "default": [],
-        "type": list,
-        "help": "keep this stage (and what it needs); repeatable",
-    },
-]
+
+def __getattr__(name: str) -> Any:
+    # The params live with their commands; these names stay importable from here.
+    if name in ("DEPLOY_PARAMS", "DESTROY_PARAMS"):
+        from stagegraph.commands import engine
+
+        return getattr(engine, name)
+    if name == "INIT_PARAMS":
+        from stagegraph.commands import tools
+
+        return tools.INIT_PARAMS
+    raise AttributeError(name)
 
 
 class Session:
@@ -100,20 +73,39 @@ class Session:
             self.load_error = exc
             self.graph = build_graph(BUILTIN_STAGES)
         self._runtime: Any = None
+        #: Values the command modules compute once per process (the run's options).
+        self.cache: dict[str, Any] = {}
 
     def runtime(self) -> Any:
         if self.load_error is not None:
             raise self.load_error
         if self._runtime is None:
-            from stagegraph.console import Console
             from stagegraph.deploy import Runtime
             from stagegraph.summary import RunSummary
 
             command = self.command_name()
             summary = RunSummary(command)
-            self._runtime = Runtime(self.project, Console(stage_names=self.graph.names), summary)
+            self._runtime = Runtime(self.project, self._console(summary), summary)
             atexit.register(self._write_summary)
         return self._runtime
+
+    def check_config(self) -> None:
+        """Raise the config's error, if it has one (graph, YAML, or validation)."""
+        if self.load_error is not None:
+            raise self.load_error
+        self.project.config  # noqa: B018 - validates, raising a ConfigError
+
+    def _console(self, summary: Any) -> Any:
+        """The live view on an interactive terminal, plain prefixed lines elsewhere."""
+        from stagegraph.console import Console
+        from stagegraph.liveview import live_wanted
+
+        if not live_wanted(sys.stdout):
+            return Console(stage_names=self.graph.names)
+        from stagegraph.commands.engine import options
+        from stagegraph.liveview import LiveConsole
+
+        return LiveConsole(self.graph, summary, run_stages=options(self).stages)
 
     def command_name(self) -> str:
         """The task the user asked for (`deploy`, `destroy`, a stage name, ...), for records."""
@@ -124,13 +116,31 @@ class Session:
         return "deploy"
 
     def _write_summary(self) -> None:
-        if self._runtime is None or not self._runtime.summary.stages:
+        """At exit: save the run's summary and end the output with its one line.
+
+        At exit rather than in a last task, so a failed run gets its line too (doit skips
+        the tasks after a failure).
+        """
+        if self._runtime is None:
+            return
+        self._runtime.console.close()
+        if not self._runtime.summary.stages:
             return
         summary = self._runtime.summary
         if not summary.ok:
             done = {r.stage for r in summary.stages}
             summary.mark_not_run([n for n in self.graph.names if n not in done])
         summary.write(self.project.state_dir)
+        from stagegraph.signals import interrupted
+
+        if interrupted():
+            return  # stopped by a signal: its one `interrupted (...)` line is the last word
+        try:
+            print(summary.one_line(), flush=True)
+        except BrokenPipeError:
+            from stagegraph.brokenpipe import stdout_gone
+
+            stdout_gone()
 
     def doit_db(self) -> Path:
         """doit's database: in this deployment's own `.stagegraph/`, so that two
@@ -172,332 +182,26 @@ def failing_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
-    """The `task_*` functions for dodo.py. Order of definition is `doit list` order."""
-    s = session
-    graph = s.graph
-    deploy_opts = task_options(s.argv, "deploy", DEPLOY_PARAMS)
-    destroy_opts = task_options(s.argv, "destroy", DESTROY_PARAMS)
-    disable_render = bool(deploy_opts["disable_render"])
-    run_stages = _stages_of_this_run(s, graph, deploy_opts["stop_at"])
+    """The `task_*` functions for dodo.py: one creator yielding every task.
 
-    def task_stages() -> Iterator[TaskDict]:
-        for stage in graph.stages:
-            deps = ["_lock", *stage.depends_on]
-            if not disable_render:
-                deps.append(f"render:{stage.name}")
-            steps: list[Any] = []
-            if disable_render:
-                steps.append((failing_cleanly(actions.do_report_disk_render), [s, stage.name]))
-            steps.append((failing_cleanly(actions.do_apply), [s, stage.name]))
-            yield {
-                "basename": stage.name,
-                "doc": stage.description,
-                "actions": steps,
-                "task_dep": deps,
-                "uptodate": [_stage_uptodate(s, stage.name)],
-                "verbosity": 2,
-            }
-
-    def task__lock() -> TaskDict:
-        # Every stage task depends on this one: take the project lock once per run, then
-        # check everything that can be checked before anything applies.
-        return {"actions": [(failing_cleanly(actions.do_preflight), [s, run_stages])], "verbosity": 2}
-
-    def task_validate() -> TaskDict:
-        """Validate the config and the lockfile pins every stage uses (offline)."""
-        return {"actions": [(failing_cleanly(actions.do_validate), [s])], "verbosity": 2}
-
-    def task_check() -> TaskDict:
-        """Check the render against the real Kubernetes API, chart and provider schemas (offline)."""
-        from stagegraph.checks.options import CHECK_PARAMS
-
-        return {"actions": [(failing_cleanly(actions.do_check), [s])], "params": CHECK_PARAMS, "verbosity": 2}
-
-    def task_render() -> Iterator[TaskDict]:
-        """Render every stage to Terraform JSON in the output directory."""
-        yield {"name": None, "doc": "Render every stage (only changed ones are rewritten)"}
-        # The CI workflow of ci_cd (nothing when its type is none); written files only.
-        yield {"name": "ci_cd", "actions": [(failing_cleanly(actions.do_render_ci), [s])], "verbosity": 2}
-        for stage in graph.stages:
-            yield {
-                "name": stage.name,
-                "actions": [(failing_cleanly(actions.do_render), [s, stage.name])],
-                "uptodate": [_render_uptodate(s, stage.name)],
-                "verbosity": 2,
-            }
-
-    def task_deploy() -> TaskDict:
-        """Apply the stages whose inputs changed (--stop-at STAGE, --disable-render)."""
-        stop_at = deploy_opts["stop_at"]
-        names = graph.up_to(stop_at) if stop_at and stop_at in graph else graph.names
-        return {
-            "actions": [(failing_cleanly(actions.do_deploy_done), [s, stop_at])],
-            "task_dep": [*names, *([] if disable_render else ["render:ci_cd"])],
-            "params": DEPLOY_PARAMS,
-            "verbosity": 2,
-        }
-
-    def task_plan() -> Iterator[TaskDict]:
-        """terraform plan per stage, against declared mock outputs where upstream is not applied."""
-        yield {"name": None, "doc": "Plan every stage; saved plans are applied with `doit apply_plan`"}
-        for stage in graph.stages:
-            yield {
-                "name": stage.name,
-                "actions": [(failing_cleanly(actions.do_plan), [s, stage.name])],
-                "task_dep": ["_lock", f"render:{stage.name}"],
-                "verbosity": 2,
-            }
-
-    def task_apply_plan() -> Iterator[TaskDict]:
-        """Apply saved plans in order; plans made against mocks or stale inputs are refused."""
-        yield {"name": None, "doc": "Apply the saved plans"}
-        for stage in graph.stages:
-            yield {
-                "name": stage.name,
-                "actions": [(failing_cleanly(actions.do_apply_plan), [s, stage.name])],
-                "task_dep": ["_lock", *(f"apply_plan:{d}" for d in stage.depends_on)],
-                "verbosity": 2,
-            }
-
-    def task_destroy() -> Iterator[TaskDict]:
-        """Destroy in reverse dependency order, stop at the first failure (--keep STAGE)."""
-        keep = set(graph.ancestors(destroy_opts["keep"])) if destroy_opts["keep"] else set()
-        # A whole `doit destroy` also destroys the stages that left the graph, first: they
-        # may need what the stages still in it provide (the cluster).
-        orphans_first = ["destroy_orphans"] if "destroy" in s.argv[1:] else []
-        yield {"name": None, "doc": "Destroy every stage not kept", "params": DESTROY_PARAMS}
-        for stage in graph.stages:
-            if stage.name in keep:
-                continue
-            yield {
-                "name": stage.name,
-                "actions": [(failing_cleanly(actions.do_destroy), [s, stage.name])],
-                "task_dep": [
-                    "_lock",
-                    *orphans_first,
-                    *(f"destroy:{d}" for d in graph.dependents(stage.name) if d not in keep),
-                ],
-                "uptodate": [_destroyed_uptodate(s, stage.name)],
-                "verbosity": 2,
-            }
-
-    def task_destroy_orphans() -> TaskDict:
-        """Destroy stages that left the graph (plugin disabled or uninstalled) from their recorded render and state."""
-        return {
-            "actions": [(failing_cleanly(actions.do_destroy_orphans), [s])],
-            "params": [
-                {
-                    "name": "stage",
-                    "long": "stage",
-                    "default": [],
-                    "type": list,
-                    "help": "destroy only this orphan (repeatable; default: every one `doit status` lists)",
-                }
-            ],
-            "verbosity": 2,
-        }
-
-    def task_status() -> TaskDict:
-        """Per stage: applied, stale, never applied, failed or destroyed, and when; orphans too (--all: every environment)."""
-        return {
-            "actions": [(failing_cleanly(actions.do_status), [s])],
-            "params": [
-                {
-                    "name": "all",
-                    "long": "all",
-                    "type": bool,
-                    "default": False,
-                    "help": "every environment of the folder side by side (nebari-config.yaml, nebari-config.<env>.yaml)",
-                }
-            ],
-            "verbosity": 2,
-        }
-
-    def task_why() -> TaskDict:
-        """Name exactly which inputs of a stage changed since its last apply: doit why STAGE."""
-        return {"actions": [(failing_cleanly(actions.do_why), [s])], "pos_arg": "stages", "verbosity": 2}
-
-    def task_forget_state() -> TaskDict:
-        """Accept that a stage's Terraform state is lost: forget its record: doit forget_state STAGE."""
-        return {
-            "actions": [(failing_cleanly(actions.do_forget_state), [s])],
-            "pos_arg": "stages",
-            "verbosity": 2,
-        }
-
-    def task_graph() -> TaskDict:
-        """Each stage's dependencies, config sections and pins (--svg FILE, --dot FILE)."""
-        return {
-            "actions": [(failing_cleanly(actions.do_graph), [s])],
-            "params": [
-                {"name": "svg", "long": "svg", "default": "", "help": "also write the graph as SVG"},
-                {"name": "dot", "long": "dot", "default": "", "help": "also write Graphviz DOT"},
-            ],
-            "verbosity": 2,
-        }
-
-    def task_init() -> TaskDict:
-        """Write a new, fully commented config (refuses to overwrite an existing file)."""
-        return {
-            "actions": [(failing_cleanly(actions.do_init), [s])],
-            "params": INIT_PARAMS,
-            "verbosity": 2,
-        }
-
-    def task_schema() -> TaskDict:
-        """Regenerate schema/nebari-config.schema.json from the config models."""
-        return {"actions": [(failing_cleanly(actions.do_schema), [s])], "verbosity": 2}
-
-    def task_provider_schemas() -> TaskDict:
-        """Store the schema of every pinned provider next to the lockfile (maintainers; npm/git)."""
-        from stagegraph.tfschema.tasks import PROVIDER_SCHEMAS_PARAMS
-
-        return {
-            "actions": [(failing_cleanly(actions.do_provider_schemas), [s])],
-            "params": PROVIDER_SCHEMAS_PARAMS,
-            "verbosity": 2,
-        }
-
-    def task_bump() -> TaskDict:
-        """Propose (and with --apply write) this quarter's pin bumps; see docs/pins.md."""
-        from stagegraph.pins.tasks import BUMP_PARAMS
-
-        return {"actions": [(failing_cleanly(actions.do_bump), [s])], "params": BUMP_PARAMS, "verbosity": 2}
-
-    def task_verify_pins() -> TaskDict:
-        """Check that every pinned chart, image and provider version still exists upstream."""
-        from stagegraph.pins.tasks import VERIFY_PARAMS
-
-        return {
-            "actions": [(failing_cleanly(actions.do_verify_pins), [s])],
-            "params": VERIFY_PARAMS,
-            "verbosity": 2,
-        }
-
-    def task_bench() -> TaskDict:
-        """Print benchmark medians: list, validate, render, deploys, 10/100/500-stage graphs."""
-        return {
-            "actions": [(actions.do_bench, [s])],
-            "params": [
-                {
-                    "name": "quick",
-                    "long": "quick",
-                    "type": bool,
-                    "default": False,
-                    "help": "fewer runs, no 500-stage graph",
-                }
-            ],
-            "verbosity": 2,
-        }
-
-    def task_plugins() -> TaskDict:
-        """List the plugins found: version, whether enabled, and the stages, tasks and settings each brings."""
-        return {"actions": [(failing_cleanly(actions.do_plugins), [s])], "verbosity": 2}
-
-    def plugin_tasks() -> list[TaskDict]:
-        # Subcommands of the enabled plugins (their stagegraph_tasks hook), listed last.
-        return _plugin_tasks(s, [g.__name__.removeprefix("task_") for g in generators])
-
-    def task_secrets() -> Iterator[TaskDict]:
-        # secrets_keygen, secrets_encrypt, ... (docs/secrets.md); each prints what it returns.
-        from stagegraph.sops.tasks import COMMANDS
-
-        for command in COMMANDS:
-            yield {
-                "basename": command.name,
-                "doc": command.doc,
-                "params": command.params,
-                "actions": [(failing_cleanly(actions.do_secrets_command), [s, command.run])],
-                "verbosity": 2,
-            }
-
-    generators: list[Callable[[], Any]] = [
-        task_stages,
-        task__lock,
-        task_validate,
-        task_check,
-        task_render,
-        task_deploy,
-        task_plan,
-        task_apply_plan,
-        task_destroy,
-        task_destroy_orphans,
-        task_status,
-        task_why,
-        task_forget_state,
-        task_graph,
-        task_init,
-        task_schema,
-        task_provider_schemas,
-        task_bump,
-        task_verify_pins,
-        task_secrets,
-        task_bench,
-        task_plugins,
-        plugin_tasks,
-    ]
+    One creator, so `doit list --sort=definition` shows the stages first, in runtime order,
+    then the commands in their registration order (`stagegraph.commands`), then the
+    commands of enabled plugins. Built-in and plugin commands both come through the
+    `stagegraph_tasks` hook.
+    """
 
     def task_stagegraph() -> Iterator[TaskDict]:
-        # One creator yields every task, so `doit list --sort=definition` shows them in
-        # this order: the stages first, in runtime order, then the commands.
-        for gen in generators:
-            basename = gen.__name__.removeprefix("task_")
-            produced = gen()
-            items = [produced] if isinstance(produced, dict) else list(produced)
-            for item in items:
-                if "basename" not in item:
-                    item["basename"] = basename
-                    if "doc" not in item and item.get("name") is None and gen.__doc__:
-                        item["doc"] = gen.__doc__.strip()
-                yield item
+        from stagegraph.plugins.manager import BUILTIN
+        from stagegraph.plugins.tasks import builtin_tasks
+
+        taken: list[str] = []
+        for item in builtin_tasks(session.project, session.graph, session):
+            if item.get("name") is None and item["basename"] not in taken:
+                taken.append(item["basename"])
+            yield item
+        yield from _plugin_tasks(session, [t for t in taken if t not in session.graph and t != BUILTIN])
 
     return {"task_stagegraph": task_stagegraph}
-
-
-# --- uptodate callables ---------------------------------------------------------------------
-
-
-def _stage_uptodate(s: Session, name: str) -> Callable[[], bool]:
-    def check() -> bool:
-        if s.load_error is not None:
-            return False
-        from stagegraph.status import is_up_to_date
-
-        try:
-            fresh = is_up_to_date(s.project, name)
-        except StagegraphError:
-            return False  # the action reports it
-        if fresh:
-            s.runtime().summary.add(name, "skipped", 0.0, "up to date")
-        return fresh
-
-    return check
-
-
-def _render_uptodate(s: Session, name: str) -> Callable[[], bool]:
-    def check() -> bool:
-        if s.load_error is not None:
-            return False
-        from stagegraph.render import RenderedStage, is_current, render_inputs
-
-        try:
-            stage = s.graph[name]
-            inputs = render_inputs(stage, s.project.config, s.project.lock)
-            digest = RenderedStage(name, stage.directory(s.project.config.provider), {}, inputs).digest
-            return is_current(s.project.stage_dir(stage), digest)
-        except StagegraphError:
-            return False  # the action reports it
-
-    return check
-
-
-def _destroyed_uptodate(s: Session, name: str) -> Callable[[], bool]:
-    def check() -> bool:
-        from stagegraph.destroy import is_destroyed
-
-        return s.load_error is None and is_destroyed(s.project, name)
-
-    return check
 
 
 # --- actions ----------------------------------------------------------------------------------
@@ -507,9 +211,11 @@ def session_from_doit(root: Path, extra_stages: Sequence[Stage] = ()) -> Session
     from doit import get_var
 
     from stagegraph import signals
+    from stagegraph.brokenpipe import die_quietly_on_broken_pipe
     from stagegraph.plugins.manager import set_command_line_imports, split_imports
 
     signals.install()
+    die_quietly_on_broken_pipe(sys.argv)
     set_command_line_imports(split_imports(get_var("import_plugin", None)))
     return Session(root, sys.argv, get_var("config", None), extra_stages, environment=get_var("env", None))
 
@@ -551,13 +257,3 @@ def _plugin_tasks(s: Session, taken: list[str]) -> list[TaskDict]:
     except StagegraphError as exc:
         s.load_error = exc  # every action reports it; `doit list` stays usable
         return []
-
-
-def _stages_of_this_run(s: Session, graph: StageGraph, stop_at: str) -> list[str]:
-    """The stages this command line may apply: checked for secrets before any applies."""
-    named = [t for t in s.argv[1:] if t in graph]
-    if named:
-        return graph.ancestors(named)
-    if stop_at and stop_at in graph:
-        return graph.up_to(stop_at)
-    return graph.names

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import yaml
 
@@ -43,6 +43,9 @@ from stagegraph.kube.apply import (
     would_change,
 )
 from stagegraph.kube.client import KubeTarget, connect
+
+if TYPE_CHECKING:
+    from stagegraph.tfplan import PlanSummary
 
 #: Applied in this order: CRDs before the objects that may use them.
 MANIFEST_DIRS = ("crds", "manifests")
@@ -239,6 +242,10 @@ class ManifestDriver:
         plan = {"stage": ctx.stage.name, "objects": [[src, m] for src, m in docs]}
         write_atomic(out, json.dumps(plan, indent=2, sort_keys=True) + "\n", mode=0o600)
         return bool(changes or stale)
+
+    def planned(self, ctx: StageContext, plan: Path) -> PlanSummary | None:
+        """The sandbox twin's Terraform plan; a manifest plan has no outputs to predict."""
+        return TERRAFORM.planned(ctx, plan) if ctx.sandbox else None
 
     def apply_plan(self, ctx: StageContext, plan: Path) -> ApplyResult:
         if ctx.sandbox:

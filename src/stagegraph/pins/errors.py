@@ -25,6 +25,17 @@ class RegistryOfflineError(RegistryError):
     """No connection, DNS failure, or no answer within the time-out (after retries)."""
 
 
+class RegistryUnreachableError(StagegraphError):
+    """The network or a registry could not be reached: the whole batch stops, in one line."""
+
+    def __init__(self, first: RegistryOfflineError, action: str, outcome: str) -> None:
+        self.first = first
+        super().__init__(
+            f"{action}: cannot reach {first.host} ({first.problem.split('; ')[0]}); stopped at the "
+            f"first unreachable registry, {outcome}; check the network (or a proxy) and re-run"
+        )
+
+
 class RegistryNotFoundError(RegistryError):
     """HTTP 404 on something the lookup needs (a repository, an index, a package)."""
 

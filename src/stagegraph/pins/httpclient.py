@@ -103,6 +103,9 @@ class HttpClient:
         self.sleep = sleep
         # urllib follows redirects and drops headers added with add_unredirected_header.
         self._opener = urllib.request.build_opener()
+        #: The first lookup that could not reach its registry: later lookups do not try
+        #: (with no network, 30 pins would each wait for their own time-outs).
+        self.unreachable: RegistryOfflineError | None = None
 
     def get(
         self,
@@ -121,6 +124,8 @@ class HttpClient:
         challenge, 404 for an existence check). A 404 otherwise raises
         `RegistryNotFoundError` with "404: <not_found>" (or the path).
         """
+        if self.unreachable is not None:
+            raise RegistryOfflineError(key, self.unreachable.host, self.unreachable.problem)
         attempts = self.retries + 1
         last: RegistryError | None = None
         for attempt in range(attempts):
@@ -133,6 +138,8 @@ class HttpClient:
                 if retry.wait is not None and retry.wait > self.max_retry_after:
                     raise retry.error from None
         assert last is not None
+        if isinstance(last, RegistryOfflineError) and self.unreachable is None:
+            self.unreachable = last
         raise last
 
     def _delay(self, attempt: int, last: RegistryError | None) -> float:

@@ -14,7 +14,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from stagegraph.lockfile import ChartPin, ImagePin, Lockfile, Pin, ProviderPin, VersionPin
-from stagegraph.pins.errors import LookupFailedError, RegistryError
+from stagegraph.pins.errors import LookupFailedError, RegistryError, RegistryUnreachableError
 from stagegraph.pins.registries import Registries, Release
 
 if TYPE_CHECKING:
@@ -160,6 +160,9 @@ class Sources:
                     results[key] = future.result()
                 except RegistryError as exc:
                     errors.append(exc)
+        first = getattr(self.http, "unreachable", None)  # a test double may not track it
+        if first is not None:
+            raise RegistryUnreachableError(first, action, outcome)
         if errors:
             raise LookupFailedError(errors, action, outcome)
         return results

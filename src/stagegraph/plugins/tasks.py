@@ -35,6 +35,8 @@ class TaskContext:
     plugin: str
     project: Project
     graph: StageGraph
+    #: The doit session, for the built-in commands (`stagegraph.commands`); None for plugins.
+    session: Any = None
 
     def settings(self, section: ConfigSection[M]) -> M:
         """The plugin's validated section (call it in an action: it validates the config)."""
@@ -54,7 +56,7 @@ def plugin_tasks(
     owners: dict[str, str] = {name: "a stage" for name in graph.names}
     owners.update({name: "a built-in task" for name in taken if name not in owners})
     tasks: list[TaskDict] = []
-    active = active_plugins(project)
+    active = [p for p in active_plugins(project) if p != BUILTIN]  # built-ins: `builtin_tasks`
 
     def context(plugin: str) -> dict[str, Any]:
         return {"context": TaskContext(plugin, project, graph)}
@@ -63,6 +65,15 @@ def plugin_tasks(
         items = [result] if isinstance(result, dict) else list(result or [])
         for item in items:
             tasks.append(_task(plugin, item, owners, wrap))
+    return tasks
+
+
+def builtin_tasks(project: Project, graph: StageGraph, session: Any) -> list[TaskDict]:
+    """The built-in commands' task dicts, through the same hook as a plugin's."""
+    context = TaskContext(BUILTIN, project, graph, session)
+    tasks: list[TaskDict] = []
+    for _, result in call_hook("stagegraph_tasks", [BUILTIN], lambda _: {"context": context}):
+        tasks.extend([result] if isinstance(result, dict) else list(result or []))
     return tasks
 
 

@@ -146,3 +146,42 @@ Quantity = Annotated[
     pattern_check(QUANTITY_RE, "should be a Kubernetes quantity such as 200Gi or 1Ti"),
     pattern_schema(QUANTITY_RE),
 ]
+
+
+_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+_HOST_LABEL = re.compile(f"^{_LABEL}$")
+_HOST_PATTERN = rf"^{_LABEL}(\.{_LABEL})*$"
+
+
+def _host_name(value: str) -> str:
+    labels = value.split(".")
+    if len(value) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        raise PydanticCustomError(
+            "host_name",
+            "should be a host name such as jupyter.example.com (letters, digits and hyphens, "
+            "labels separated by dots)",
+        )
+    return value
+
+
+#: A DNS host name (RFC 1123): what a domain field must be for certificates and ingress rules.
+HostName = Annotated[
+    str,
+    AfterValidator(_host_name),
+    WithJsonSchema({"type": "string", "pattern": _HOST_PATTERN}),
+]
+
+#: `<your GitHub client id>`: what `doit init` writes where only the user knows the value.
+PLACEHOLDER = re.compile(r"<your [^<>]*>")
+
+
+def find_placeholder(node: Any, path: str = "") -> tuple[str, str] | None:
+    """The dotted path and value of the first string in raw config data holding a placeholder."""
+    if isinstance(node, str):
+        return (path, node) if PLACEHOLDER.search(node) else None
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        found = find_placeholder(value, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None

@@ -9,9 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
-from stagegraph.schema.base import Section, field_problem, pattern_check, pattern_schema
+from stagegraph.schema.base import (
+    HostName,
+    Section,
+    field_problem,
+    find_placeholder,
+    pattern_check,
+    pattern_schema,
+)
 from stagegraph.schema.bootstrap import CICD, TerraformState
 from stagegraph.schema.environments import CondaEnvironment, CondaStore, default_environments
 from stagegraph.schema.extensions import HelmExtension, TerraformExtension, unique_names
@@ -31,6 +38,9 @@ from stagegraph.schema.security import Security
 from stagegraph.schema.services import ArgoWorkflows, DefaultImages, Monitoring, RookCeph, Storage
 from stagegraph.schema.tool import StagegraphSettings
 from stagegraph.schema.user_secrets import UserSecrets
+
+#: Validation context key: accept `<your ...>` placeholders (for `doit init`'s template only).
+ALLOW_PLACEHOLDERS = "allow_placeholders"
 
 Provider = Literal["sandbox", "local", "existing", "aws", "gcp", "azure"]
 ProviderSection = (
@@ -93,8 +103,10 @@ class NebariConfig(Section):
     project_name: ProjectName = Field(
         description="Name of the deployment, used in resource names. Cannot change after the first deploy.",
     )
-    domain: str | None = Field(
-        None, description="Domain the platform answers on (null: the load balancer address)."
+    domain: HostName | None = Field(
+        None,
+        description="Host name the platform answers on, e.g. jupyter.example.com (null: the load "
+        "balancer address).",
     )
     prevent_deploy: bool = Field(
         False, description="Refuse to deploy (set by upgrades that need manual steps)."
@@ -190,9 +202,15 @@ class NebariConfig(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _provider_defaults(cls, data: Any) -> Any:
+    def _provider_defaults(cls, data: Any, info: ValidationInfo) -> Any:
         if not isinstance(data, dict):
             return data
+        # `doit init` validates its own template, placeholders and all (context flag).
+        allowed = isinstance(info.context, dict) and info.context.get(ALLOW_PLACEHOLDERS)
+        placeholder = None if allowed else find_placeholder(data)
+        if placeholder is not None:
+            # `doit init` writes `<your GitHub client id>` where only the user knows the value.
+            raise field_problem(placeholder[0], "is a placeholder; put the real value here", placeholder[1])
         provider = data.get("provider")
         if provider is None and "provider" not in data:
             # As Nebari does: a config with one provider section means that provider.
