@@ -66,8 +66,9 @@ class StagegraphSettings(Section):
     output_directory: str = Field(
         "stages",
         min_length=1,
-        description="Folder, relative to the config file, for rendered stages (Nebari's `stages/`); "
-        "it must stay inside the deployment folder: no absolute path, no '..', not '.' and not one of "
+        description="Folder for rendered stages (Nebari's `stages/`), inside the deployment folder: the "
+        "config's folder, or <env>/ for nebari-config.<env>.yaml. No absolute path, no '..', not '.' "
+        "and not one of "
         + ", ".join(sorted(_RESERVED))
         + ".",
     )
