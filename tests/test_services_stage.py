@@ -511,6 +511,7 @@ def test_sandbox_render_of_the_explicit_config_applies_with_real_terraform(tmp_p
         "realm_id": "nebari",
         "groups": ["admin", "analyst", "developer"],
         "clients": {"jupyterhub": "hub-client"},
+        "nfs_endpoint": None,  # no EFS: the home volume has its own NFS server
     }
     (stage / "vars.tfvars.json").write_text(json.dumps(variables))
     tf = Terraform(find_terraform("auto"), stage, tmp_path / "log.txt", extra_env={"CHECKPOINT_DISABLE": "1"})

@@ -146,7 +146,12 @@ class Project:
     def output_root(self) -> Path:
         from stagegraph.confine import OutsideError, is_within
 
-        out = self.layout.output_root(self.config.stagegraph.output_directory, self.config_name)
+        folder = self.config.stagegraph.output_directory
+        # A rehearsal keeps its own renders and Terraform state, so flipping the flag off
+        # never finds a twin's local state where a remote backend is about to be set up.
+        if self.config.stagegraph.rehearse:
+            folder = f"{folder}-rehearsal"
+        out = self.layout.output_root(folder, self.config_name)
         if not is_within(out, self.home):
             # The config's value is checked by its model; a committed symlink is not.
             raise OutsideError(
@@ -184,4 +189,6 @@ class Project:
     def records(self) -> RecordStore:
         from stagegraph.records import RecordStore
 
-        return RecordStore(self.state_dir)
+        return RecordStore(
+            self.state_dir / "rehearsal" if self.config.stagegraph.rehearse else self.state_dir
+        )

@@ -1,0 +1,94 @@
+"""Actions behind `doit provider_schemas` and the provider check of a project.
+
+`provider_schemas_action` keeps `lockfiles/provider-schemas/` in step with the lockfile's
+`providers:` pins (maintainers only: it needs npm, or git for the three SDKv2 providers);
+`missing_schemas` and `check_project` need nothing but the committed files and Terraform.
+They return text for the action layer to print; they print nothing themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stagegraph.tfschema.store import MissingSchemaError, require_schema, schema_dir, schema_file
+
+if TYPE_CHECKING:
+    from stagegraph.checks.providers import StageResult
+    from stagegraph.lockfile import Lockfile
+    from stagegraph.project import Project
+
+PROVIDER_SCHEMAS_PARAMS: list[dict[str, Any]] = [
+    {
+        "name": "force",
+        "long": "force",
+        "type": bool,
+        "default": False,
+        "help": "regenerate every pinned provider's schema, not only the missing ones",
+    },
+    {
+        "name": "checkout",
+        "long": "checkout",
+        "type": str,
+        "default": "",
+        "help": "a local checkout of the provider's repository at the pinned tag (SDKv2 providers; "
+        "default: git clone it)",
+    },
+]
+
+
+def missing_schemas(lock: Lockfile, lockfile: Path, lockfile_name: str) -> list[str]:
+    """One line per `providers:` pin that has no stored schema (empty when all are there)."""
+    problems: list[str] = []
+    directory = schema_dir(lockfile)
+    for key, pin in sorted(lock.providers.items()):
+        try:
+            require_schema(directory, pin.source, pin.version, f"{lockfile_name}: providers.{key}")
+        except MissingSchemaError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def provider_schemas_action(project: Project, force: bool, checkout: str) -> str:
+    from stagegraph.tfschema.sources import regenerate
+    from stagegraph.tfschema.store import write_schema
+
+    directory = schema_dir(project.lockfile_path)
+    lines: list[str] = []
+    for key, pin in sorted(project.lock.providers.items()):
+        path = schema_file(directory, pin.source, pin.version)
+        if path.is_file() and not force:
+            lines.append(f"providers.{key}: {pin.source} {pin.version}: stored ({path.name})")
+            continue
+        schema = regenerate(pin.source, pin.version, Path(checkout) if checkout else None)
+        write_schema(directory, pin.source, pin.version, schema)
+        counts = (
+            f"{len(schema['resource_schemas'])} resources, {len(schema['data_source_schemas'])} data sources"
+        )
+        lines.append(f"providers.{key}: {pin.source} {pin.version}: wrote {path.name} ({counts})")
+    return "\n".join(lines)
+
+
+def check_project(project: Project, workers: int = 2) -> tuple[list[StageResult], list[str]]:
+    """Plan every real-provider Terraform stage of the project's config against the schemas.
+
+    Returns the per-stage results and notes on what was not checked (sandbox, manifests,
+    stages not rendered for this provider).
+    """
+    from stagegraph.checks.providers import check_stages
+    from stagegraph.checks.rendered import stages_to_check
+    from stagegraph.terraform import find_terraform
+
+    config = project.config
+    stages, notes = stages_to_check(
+        config, project.graph, project.lock, project.lockfile_name, label=project.config_name
+    )
+    binary = find_terraform(config.stagegraph.terraform.binary)
+    results = check_stages(
+        stages,
+        schema_dir(project.lockfile_path),
+        binary.argv,
+        pinned_by=project.lockfile_name,
+        workers=workers,
+    )
+    return results, notes
