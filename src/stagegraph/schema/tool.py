@@ -68,9 +68,7 @@ class StagegraphSettings(Section):
         min_length=1,
         description="Folder for rendered stages (Nebari's `stages/`), inside the deployment folder: the "
         "config's folder, or <env>/ for nebari-config.<env>.yaml. No absolute path, no '..', not '.' "
-        "and not one of "
-        + ", ".join(sorted(_RESERVED))
-        + ".",
+        "and not one of " + ", ".join(sorted(_RESERVED)) + ".",
     )
     terraform: TerraformTool = Field(
         default_factory=dict, validate_default=True, description="Which Terraform to run."
