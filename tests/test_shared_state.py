@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from sandboxproject import SandboxProject
+from test_secrets_canary_e2e import CANARY
+from test_secrets_canary_e2e import project as canary_project  # noqa: F401 (fixture: SOPS canary)
 
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
@@ -67,7 +68,11 @@ def objects(bucket: str) -> dict[str, bytes]:
 
 def clone(where: Path, bucket: str, env: dict[str, str], **state: Any) -> SandboxProject:
     """A fresh copy of the deployment folder: config and pins, no local records or state."""
-    project = SandboxProject.create(where)
+    return make_remote(SandboxProject.create(where), bucket, env, **state)
+
+
+def make_remote(project: SandboxProject, bucket: str, env: dict[str, str], **state: Any) -> SandboxProject:
+    """Point the project's state (Terraform's and stagegraph's) at `bucket`."""
     project.extra_env.update(env)
 
     def remote(config: dict[str, Any]) -> None:
@@ -239,3 +244,17 @@ def test_killed_between_apply_and_remote_record_the_rerun_reapplies_that_stage_o
     assert project.applied_in_last_run() == {"07-kubernetes-services"}
     project.doit("deploy")
     assert project.applied_in_last_run() == set()
+
+
+def test_shared_records_hold_digests_never_the_secret(
+    canary_project: SandboxProject,  # noqa: F811 (the fixture imported above)
+    bucket: str,
+    s3_env: dict[str, str],
+) -> None:
+    make_remote(canary_project, bucket, s3_env).doit("deploy")
+    stored = objects(bucket)
+    holding = sorted(key for key, data in stored.items() if CANARY.encode() in data)
+    # The canary did reach the store, in Terraform state only (that is where Terraform keeps it).
+    assert holding and all(key.endswith(".tfstate") for key in holding), holding
+    records = [key for key in stored if "/records/" in key]
+    assert len(records) == ALL_APPLIED
