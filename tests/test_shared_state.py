@@ -258,3 +258,17 @@ def test_shared_records_hold_digests_never_the_secret(
     assert holding and all(key.endswith(".tfstate") for key in holding), holding
     records = [key for key in stored if "/records/" in key]
     assert len(records) == ALL_APPLIED
+
+
+def test_a_deployment_with_local_records_is_refused_when_its_config_points_at_s3(
+    tmp_path: Path, bucket: str, s3_env: dict[str, str]
+) -> None:
+    project = SandboxProject.create(tmp_path / "local")
+    project.doit("deploy")
+    make_remote(project, bucket, s3_env)
+    refused = project.doit("deploy", check=False)
+    assert refused.returncode != 0
+    out = refused.stdout + refused.stderr
+    assert f"{project.state_dir / 'records'}: 10 deploy records are on this machine" in out
+    assert f"s3://{bucket}/demo/" in out and "Traceback" not in out
+    assert objects(bucket) == {}  # nothing applied against the empty store

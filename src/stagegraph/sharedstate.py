@@ -328,6 +328,22 @@ def _held_message(client: S3Client, current: tuple[bytes, str] | None, waited: f
     )
 
 
+def refuse_local_records(state_dir: Path, client: S3Client) -> None:
+    """Refuse a deployment whose records are on this machine while its config says S3.
+
+    The shared store would look empty, and a deploy would apply every stage again against an
+    empty remote state: duplicates of everything. Moving state has to be done on purpose.
+    """
+    local = state_dir / RECORDS_FOLDER
+    found = sorted(local.glob("*.json")) if local.is_dir() else []
+    if found:
+        raise StagegraphError(
+            f"{local}: {len(found)} deploy records are on this machine, but terraform_state says the "
+            f"state is in {client.where.url('')}; stagegraph cannot move state yet: put "
+            "terraform_state back, or move the state and records by hand (README, shared state)"
+        )
+
+
 _held_locks: dict[str, S3Lock] = {}
 _guard = threading.Lock()
 
