@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 
 from stagegraph.errors import StagegraphError
 
@@ -89,25 +89,14 @@ class Layout:
     def state_dir(self) -> Path:
         return self.home / STATE_DIR
 
-    def output_root(self, output_directory: str, config_name: str) -> Path:
-        """`stagegraph.output_directory`, resolved inside the home folder and confined to it.
+    def output_root(self, output_directory: str) -> Path:
+        """`stagegraph.output_directory`, relative to the home folder.
 
-        Rendering deletes stale files under this folder and Terraform state lives in it,
-        so it may never point at another deployment's files: absolute paths and `..`
-        are refused rather than followed.
+        The value is confined to the deployment folder by its model (no absolute path, no
+        '..', none of the folder's own subfolders: `stagegraph.schema.tool`); the project
+        refuses a symlink leading out (`Project.output_root`).
         """
-        relative = PurePath(output_directory)
-        if relative.is_absolute() or ".." in relative.parts or relative.parts in ((), (".",)):
-            raise DeploymentError(
-                f"{config_name}: stagegraph.output_directory: must be a folder inside the deployment "
-                f"folder, relative to it, without '..' (got {output_directory!r}); the default is stages"
-            )
-        if relative.parts[0] == STATE_DIR:
-            raise DeploymentError(
-                f"{config_name}: stagegraph.output_directory: {STATE_DIR}/ holds the deploy records; "
-                f"pick another folder (got {output_directory!r})"
-            )
-        return self.home / relative
+        return self.home / output_directory
 
 
 def environments(folder: Path) -> list[tuple[str, Path]]:

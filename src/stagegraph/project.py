@@ -152,9 +152,10 @@ class Project:
         # never finds a twin's local state where a remote backend is about to be set up.
         if self.config.stagegraph.rehearse:
             folder = f"{folder}-rehearsal"
-        out = self.layout.output_root(folder, self.config_name)
+        # The config's value is checked by its model (stagegraph.schema.tool); a committed
+        # symlink is not.
+        out = self.layout.output_root(folder)
         if not is_within(out, self.home):
-            # The config's value is checked by its model; a committed symlink is not.
             raise OutsideError(
                 f"{out}: stagegraph.output_directory leads outside the deployment folder "
                 f"{self.home} through a symlink; make it a plain folder"

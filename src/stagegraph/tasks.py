@@ -528,14 +528,15 @@ def dodo_namespace(root: Path, extra_stages: Sequence[Stage] = ()) -> dict[str, 
     `config=`, `env=`) decides the deployment folder, and doit's database lives in it.
     """
     from stagegraph.doitconfig import DOIT_CONFIG
-    from stagegraph.doitdb import recover_doit_db
+    from stagegraph.doitdb import DOIT_DB, recover_doit_db
 
     session = session_from_doit(root, extra_stages)
     db = session.doit_db()
-    # Before doit opens its database (it does so after loading dodo.py).
-    moved = recover_doit_db(db)
-    if moved:
-        print(f"warning: {moved}", file=sys.stderr)
+    if db == session.project.home / DOIT_DB:
+        # Before doit opens its database (it does so after loading dodo.py).
+        moved = recover_doit_db(session.project.home)
+        if moved:
+            print(f"warning: {moved}", file=sys.stderr)
     return {
         "DOIT_CONFIG": {**DOIT_CONFIG, "dep_file": str(db)},
         **make_task_creators(session),
