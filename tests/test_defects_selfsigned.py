@@ -69,3 +69,24 @@ def test_with_a_public_certificate_webhooks_keep_the_public_url() -> None:
     assert _webhook(stages)["clientConfig"] == {"url": "https://${var.domain}/argo/validate"}
     assert not any(k.startswith("tls_") for k in _twins(stages, "04-kubernetes-ingress"))
     assert doc(stages, "04-kubernetes-ingress")["output"]["certificate_ca"]["value"] is None
+
+
+def test_self_signed_callers_check_passes_the_render_and_names_a_public_webhook_url() -> None:
+    from checkhelpers import check, edited, problem_lines
+
+    stages = render_text(DEFAULT)
+    assert problem_lines(check(stages, only=["self-signed-callers"])) == []
+
+    def old(data: dict[str, Any]) -> None:
+        hook = data["locals"]["workflow_controller_validate_webhook_manifest"]["webhooks"][0]
+        hook["clientConfig"] = {"url": "https://${var.domain}/argo/validate"}
+
+    lines = problem_lines(check(edited(stages, "07-kubernetes-services", old), only=["self-signed-callers"]))
+    assert lines == [
+        "07-kubernetes-services: self-signed-callers: main.tf.json kubectl_manifest.workflow_controller_validate_webhook: "
+        "ValidatingWebhookConfiguration/wf-admission-controller-stagegraph-unknown: webhooks[0].clientConfig.url: "
+        "https://stagegraph-unknown/argo/validate goes through the public URL, whose certificate is self-signed and fails "
+        "verification; call the in-cluster address"
+    ]
+    # A public certificate: nothing to say.
+    assert problem_lines(check(render_text(LETS_ENCRYPT), only=["self-signed-callers"])) == []

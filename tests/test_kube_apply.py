@@ -474,18 +474,24 @@ def test_invalid_objects_are_refused_with_422(
 
 def test_a_terminating_namespace_refuses_new_content(fake: FakeKube, target: KubeTarget) -> None:
     fake.terminate_after = 3600
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gone"}}
+    in_gone = {**configmap("a"), "metadata": {"name": "a", "namespace": "gone"}}
     with connect(target) as client:
         resolver = Resolver(client)
-        apply_manifest(client, resolver, configmap("a"), "manifests/a.yaml")
-        assert delete_object(
-            client,
-            resolver,
-            ref_of({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dev"}}, "x"),
-        )
-        assert fake.names("v1", "configmaps", "dev") == []  # its content is deleted first
+        apply_manifest(client, resolver, namespace, "manifests/ns.yaml")
+        apply_manifest(client, resolver, in_gone, "manifests/a.yaml")
+        assert delete_object(client, resolver, ref_of(namespace, "manifests/ns.yaml"))
+        assert fake.names("v1", "configmaps", "gone") == []  # its content is deleted first
+        live = fake.get("v1", "namespaces", None, "gone")
+        assert live is not None and live["status"]["phase"] == "Terminating"
         with pytest.raises(ManifestError) as err:
-            apply_manifest(client, resolver, configmap("b"), "manifests/b.yaml")
-    assert "unable to create new content in namespace dev because it is being terminated" in str(err.value)
+            apply_manifest(
+                client,
+                resolver,
+                {**in_gone, "metadata": {"name": "b", "namespace": "gone"}},
+                "manifests/b.yaml",
+            )
+    assert "unable to create new content in namespace gone because it is being terminated" in str(err.value)
 
 
 def test_fields_set_by_another_manager_stay_when_stagegraph_applies(

@@ -53,6 +53,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "stagegraph.checks.secretrefs",
     "stagegraph.checks.oauthredirects",
     "stagegraph.checks.tfproviders",
+    "stagegraph.checks.selfsigned",
 )
 
 

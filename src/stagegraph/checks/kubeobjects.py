@@ -45,14 +45,18 @@ class KubeObject:
         return f"{self.body.get('kind', '?')}/{name if isinstance(name, str) else '?'}"
 
 
-def objects_of(stage: StageRender) -> Iterator[KubeObject | str]:
-    """The stage's Kubernetes objects; a str is a body that cannot be known before apply."""
+def objects_of(stage: StageRender, *, shape: bool = False) -> Iterator[KubeObject | str]:
+    """The stage's Kubernetes objects; a str is a body that cannot be known before apply.
+
+    shape: template strings keep their text with each interpolation as SHAPE_WORD (for
+    checks of a string's form, such as which origin a URL points at).
+    """
     for name, text in stage.yaml_files().items():
         for doc in yaml.load_all(text, Loader=DataLoader):
             if isinstance(doc, dict):
                 yield KubeObject(name, doc)
     for file, doc in stage.terraform_documents().items():
-        ev = Evaluator(doc)
+        ev = Evaluator(doc, shape=shape)
         for res in resources(doc):
             where = f"{file} {res.address}"
             if res.type == "kubectl_manifest":
