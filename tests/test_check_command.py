@@ -53,7 +53,7 @@ def test_doit_check_prints_one_line_per_problem_and_fails(tmp_path: Path) -> Non
         "not a value of the chart (neither in its values.yaml nor in its values.schema.json); the chart ignores it"
     ]
     # The 6th skip is terraform-schema saying the sandbox has no real provider to check.
-    assert lines[-1].startswith("error: nebari-config.yaml: doit check: 1 problem(s), 6 skipped, 5 check(s)")
+    assert lines[-1].startswith("error: nebari-config.yaml: doit check: 1 problem(s), 6 skipped, 6 check(s)")
     assert "Traceback" not in done.stderr
 
 
