@@ -343,6 +343,8 @@ def test_every_pinned_provider_is_stored_whole_and_canonical() -> None:
         ("hashicorp/helm", "2.17.0", 1, 1),
         ("hashicorp/kubernetes", "2.35.1", 82, 26),
         ("hashicorp/random", "3.6.3", 8, 0),
+        ("hashicorp/tls", "4.0.6", 4, 2),
+        ("kreuzwerker/docker", "3.0.2", 10, 5),
         ("tehcyx/kind", "0.7.0", 1, 0),
         ("alekc/kubectl", "2.1.3", 2, 4),
         ("keycloak/keycloak", "5.1.1", 89, 15),

@@ -8,11 +8,13 @@ Terraform's own words: "No argument or block type is named ...  Did you mean ...
 argument ... is required", "Incorrect attribute value type", a read-only attribute set, a
 block where an attribute belongs. No registry, no `init`, no cluster.
 
-The providers are served from this process (one gRPC server per provider, on a unix socket
-in a private temporary directory) and handed to Terraform with `TF_REATTACH_PROVIDERS`,
-Terraform's mechanism for providers that are already running. That spares a Python start
-per provider per Terraform run, which `dev_overrides` would cost (each Terraform command
-starts every provider two or three times); both mechanisms skip `init`.
+The providers are served by one helper process for the whole check (one gRPC server per
+provider, on a unix socket in a private temporary directory) and handed to Terraform with
+`TF_REATTACH_PROVIDERS`, Terraform's mechanism for providers that are already running.
+That spares a Python start per provider per Terraform run, which `dev_overrides` would
+cost (each Terraform command starts every provider two or three times); both mechanisms
+skip `init`. The helper is a process of its own, not threads of this one, because a
+process holding gRPC's threads cannot safely fork the Terraform children.
 
 What it does not check: the providers' own validators (allowed values, conflicting
 arguments) and anything only the remote API knows. A provider pin with no stored schema is
@@ -25,6 +27,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stagegraph.errors import TerraformError
 from stagegraph.tfschema.store import MissingSchemaError, full_source, require_schema
 
 #: Where the check's upstream values come from, named in the variables file it writes.
@@ -128,7 +132,32 @@ def scratch_copy(docs: Mapping[str, Mapping[str, Any]], stage: StageUnderCheck, 
             (directory / name).write_bytes(stage.files[name])
     values = dict(stage.variables)
     values.update(stage.sensitive)
+    values.update(deploy_time_placeholders(docs, values))
     (directory / VARS_FILE).write_text(json.dumps(values), encoding="utf-8")
+
+
+#: Stand-ins by declared type for variables only a deploy fills (not upstream outputs).
+_BY_TYPE: dict[str, Any] = {"string": "stagegraph-check-placeholder", "number": 0, "bool": False}
+
+
+def deploy_time_placeholders(
+    docs: Mapping[str, Mapping[str, Any]], values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Values for declared variables with no default that neither upstream nor secrets give.
+
+    Some inputs are found only at deploy time on the deploying machine (the existing
+    provider's kubeconfig path and context); the check gives them a stand-in of their
+    declared type. A variable of another type stays unset, and Terraform says so.
+    """
+    out: dict[str, Any] = {}
+    for doc in docs.values():
+        for name, spec in (doc.get("variable") or {}).items():
+            if name in values or "default" in (spec or {}):
+                continue
+            kind = str((spec or {}).get("type", "string")).strip()
+            if kind in _BY_TYPE:
+                out[name] = _BY_TYPE[kind]
+    return out
 
 
 def diagnostics(stdout: str, stderr: str, exit_code: int) -> list[str]:
@@ -181,6 +210,22 @@ def _used_types(documents: Iterable[dict[str, dict[str, Any]]]) -> dict[str, set
     return used
 
 
+def _pruned_files(needed: Mapping[str, Path], used: dict[str, set[str]], root: Path) -> dict[str, Path]:
+    """Each needed provider's schema cut down to the used types, as files the server reads."""
+    import gzip
+
+    out: dict[str, Path] = {}
+    for i, (source, path) in enumerate(sorted(needed.items())):
+        # Read here rather than through the echo module: this process must not load gRPC.
+        raw = path.read_bytes()
+        stored = json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
+        target = root / f"schema{i}.json.gz"
+        doc = {"provider_schemas": {source: _prune(dict(stored["provider_schemas"][source]), used)}}
+        target.write_bytes(gzip.compress(json.dumps(doc).encode()))
+        out[source] = target
+    return out
+
+
 def _prune(schema: dict[str, Any], used: dict[str, set[str]]) -> dict[str, Any]:
     """Serve only the types the stages use.
 
@@ -212,8 +257,6 @@ def check_stages(
     `pinned` lists the lockfile's (source, version) pairs, a provider outside it with no
     stored schema only skips the stage, with the reason.
     """
-    from stagegraph.tfschema.echo import Served, load_schema
-
     pinned_full = None if pinned is None else {(full_source(src), ver) for src, ver in pinned}
     prepared: list[_Prepared] = []
     needed: dict[str, Path] = {}
@@ -237,10 +280,10 @@ def check_stages(
     with tempfile.TemporaryDirectory(prefix="sg-provider-check-") as tmp:
         root = Path(tmp)
         used = _used_types(item.docs for item in prepared)
-        served = Served({src: _prune(load_schema(path, src), used) for src, path in needed.items()}, root)
+        server, reattach = _serve(_pruned_files(needed, used, root), root / "providers.log")
         try:
             env = {
-                **served.env(),
+                "TF_REATTACH_PROVIDERS": reattach,
                 "TF_DATA_DIR": ".terraform-check",
                 "TF_CLI_CONFIG_FILE": str(root / "none.tfrc"),
             }
@@ -269,5 +312,31 @@ def check_stages(
             with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
                 results = list(pool.map(one, range(len(prepared))))
         finally:
-            served.close()
+            _stop(server)
     return results
+
+
+def _serve(schemas: Mapping[str, Path], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the stand-in providers (`stagegraph.tfschema.echo`) in a process of their own."""
+    argv = [sys.executable, "-P", "-m", "stagegraph.tfschema.echo", *(f"{s}={p}" for s, p in schemas.items())]
+    with log.open("wb") as err:  # a file, not a pipe: gRPC's own logging never blocks it
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the process exits (EOF) if it cannot start
+    if not line.strip():
+        _stop(proc)
+        last = (log.read_text(encoding="utf-8", errors="replace").strip().splitlines() or ["no output"])[-1]
+        raise TerraformError(f"the stand-in providers of the schema check did not start: {last}")
+    return proc, line.decode().strip()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()

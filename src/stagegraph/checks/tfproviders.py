@@ -8,6 +8,7 @@ variables as stand-ins) and its results into findings, one per Terraform diagnos
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 from stagegraph.checks import CheckRun, Finding, register
@@ -53,8 +54,10 @@ def check_terraform_schema(run: CheckRun) -> Iterator[Finding]:
             yield Finding.problem(render.name, NAME, str(exc))
     pinned = [(pin.source, pin.version) for pin in run.lock.providers.values()]
     lockfile = f"{run.lockfile_path.parent.name}/{run.lockfile_path.name}"
+    # Each stage is one Terraform process; a few at a time, never more than the cores.
+    workers = max(1, min(4, os.cpu_count() or 1))
     for result in check_stages(
-        stages, schema_dir(run.lockfile_path), binary.argv, pinned_by=lockfile, pinned=pinned
+        stages, schema_dir(run.lockfile_path), binary.argv, pinned_by=lockfile, pinned=pinned, workers=workers
     ):
         for problem in result.problems:
             yield Finding.problem(result.label, NAME, problem)

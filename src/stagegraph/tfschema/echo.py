@@ -336,9 +336,34 @@ class Served:
             if source.startswith("registry.terraform.io/"):
                 self.reattach[source.replace("registry.terraform.io/", "registry.opentofu.org/", 1)] = entry
 
-    def env(self) -> dict[str, str]:
-        return {"TF_REATTACH_PROVIDERS": json.dumps(self.reattach)}
-
     def close(self) -> None:
         for server in self._servers:
             server.stop(grace=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m stagegraph.tfschema.echo SOURCE=SCHEMA_FILE ...`: serve until stdin closes.
+
+    Prints one line, the `TF_REATTACH_PROVIDERS` value, then serves. The check runs this
+    as its own process so that the process which starts Terraform never holds gRPC's
+    threads: a fork from such a process (Terraform's children are started with a
+    pre-exec hook) trips gRPC's fork handlers and kills the child.
+    """
+    import sys
+    import tempfile
+
+    pairs = [arg.split("=", 1) for arg in (sys.argv[1:] if argv is None else argv)]
+    schemas = {source: load_schema(Path(path), source) for source, path in pairs}
+    with tempfile.TemporaryDirectory(prefix="sg-echo-") as tmp:
+        served = Served(schemas, Path(tmp))
+        try:
+            sys.stdout.write(json.dumps(served.reattach) + "\n")
+            sys.stdout.flush()
+            sys.stdin.read()  # until the check closes our stdin (or dies)
+        finally:
+            served.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -49,6 +49,7 @@ SOURCES: dict[str, Npm | Sdkv2Repo] = {
     "hashicorp/kubernetes": Npm("@cdktf/provider-kubernetes"),
     "hashicorp/random": Npm("@cdktf/provider-random"),
     "kreuzwerker/docker": Npm("@cdktf/provider-docker"),
+    "hashicorp/tls": Npm("@cdktf/provider-tls"),
     "hashicorp/aws": Npm("@cdktf/provider-aws"),
     "hashicorp/google": Npm("@cdktf/provider-google"),
     "hashicorp/azurerm": Npm("@cdktf/provider-azurerm"),

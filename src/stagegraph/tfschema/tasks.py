@@ -1,9 +1,10 @@
-"""Actions behind `doit provider_schemas` and the provider check of a project.
+"""Actions behind `doit provider_schemas`, and the lockfile-level schema check.
 
 `provider_schemas_action` keeps `lockfiles/provider-schemas/` in step with the lockfile's
 `providers:` pins (maintainers only: it needs npm, or git for the three SDKv2 providers);
-`missing_schemas` and `check_project` need nothing but the committed files and Terraform.
-They return text for the action layer to print; they print nothing themselves.
+`missing_schemas` needs nothing but the committed files. They return text for the action
+layer to print; they print nothing themselves. The check itself is
+`stagegraph.checks.tfproviders` (`doit check`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from stagegraph.tfschema.store import MissingSchemaError, require_schema, schema_dir, schema_file
 
 if TYPE_CHECKING:
-    from stagegraph.checks.providers import StageResult
     from stagegraph.lockfile import Lockfile
     from stagegraph.project import Project
 
@@ -67,28 +67,3 @@ def provider_schemas_action(project: Project, force: bool, checkout: str) -> str
         )
         lines.append(f"providers.{key}: {pin.source} {pin.version}: wrote {path.name} ({counts})")
     return "\n".join(lines)
-
-
-def check_project(project: Project, workers: int = 2) -> tuple[list[StageResult], list[str]]:
-    """Plan every real-provider Terraform stage of the project's config against the schemas.
-
-    Returns the per-stage results and notes on what was not checked (sandbox, manifests,
-    stages not rendered for this provider).
-    """
-    from stagegraph.checks.providers import check_stages
-    from stagegraph.checks.rendered import stages_to_check
-    from stagegraph.terraform import find_terraform
-
-    config = project.config
-    stages, notes = stages_to_check(
-        config, project.graph, project.lock, project.lockfile_name, label=project.config_name
-    )
-    binary = find_terraform(config.stagegraph.terraform.binary)
-    results = check_stages(
-        stages,
-        schema_dir(project.lockfile_path),
-        binary.argv,
-        pinned_by=project.lockfile_name,
-        workers=workers,
-    )
-    return results, notes
