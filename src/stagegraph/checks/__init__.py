@@ -52,8 +52,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "stagegraph.checks.helmvalues",
     "stagegraph.checks.secretrefs",
     "stagegraph.checks.oauthredirects",
-    "stagegraph.checks.tfproviders",
     "stagegraph.checks.selfsigned",
+    "stagegraph.checks.tfproviders",
 )
 
 
@@ -123,7 +123,7 @@ class CheckRun:
     extras: Mapping[str, Any] = field(default_factory=dict)
     #: The validated config (secret shapes for checks that run Terraform), when known.
     config: NebariConfig | None = None
-    #: The lockfile on disk: what lies next to it (lockfiles/provider-schemas/), when known.
+    #: The lockfile on disk: what lies next to it (provider-schemas/), when known.
     lockfile_path: Path | None = None
 
 

@@ -3,7 +3,7 @@
 For each stage, Terraform itself runs `plan` (which validates first) in a scratch copy of the
 stage's `*.tf.json`, with the stage's upstream variables taken from the declared mock
 outputs, against every provider the stage requires served from its stored schema
-(`lockfiles/provider-schemas/`, see `stagegraph.tfschema`). So the problems reported are
+(`provider-schemas/` beside the lockfile (this release's: `src/stagegraph/lockfiles/provider-schemas/`), see `stagegraph.tfschema`). So the problems reported are
 Terraform's own words: "No argument or block type is named ...  Did you mean ...", "The
 argument ... is required", "Incorrect attribute value type", a read-only attribute set, a
 block where an attribute belongs. No registry, no `init`, no cluster.
@@ -184,19 +184,24 @@ def diagnostics(stdout: str, stderr: str, exit_code: int) -> list[str]:
 
 
 def _plan(argv: Sequence[str], workdir: Path, env: Mapping[str, str]) -> list[str]:
-    from stagegraph.tfprocess import start
+    from stagegraph.tfprocess import _untrack, start
 
+    # `start` registers the child so a Ctrl-C or SIGTERM of this run stops it too; it is
+    # unregistered once it has exited (what `supervise` does for the other commands).
     proc = start(
         [*argv, "plan", "-json", "-input=false", "-lock=false", "-refresh=false", f"-var-file={VARS_FILE}"],
         cwd=workdir,
         extra_env=env,
     )
     try:
-        stdout, stderr = proc.communicate(timeout=PLAN_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return [f"terraform plan did not finish in {PLAN_TIMEOUT_S:.0f}s"]
+        try:
+            stdout, stderr = proc.communicate(timeout=PLAN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return [f"terraform plan did not finish in {PLAN_TIMEOUT_S:.0f}s"]
+    finally:
+        _untrack(proc)
     return diagnostics(stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"), proc.returncode)
 
 

@@ -1,5 +1,5 @@
 """Check `terraform-schema`: every Terraform stage, planned by real Terraform against the
-pinned providers' schemas stored in `lockfiles/provider-schemas/`.
+pinned providers' schemas stored in `provider-schemas/` beside the lockfile (this release's: `src/stagegraph/lockfiles/provider-schemas/`).
 
 The work is `stagegraph.checks.providers.check_stages`; this module turns the render that
 `doit check` made into its input (upstream variables from the declared mock outputs, secret

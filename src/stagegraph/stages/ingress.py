@@ -75,6 +75,10 @@ def traefik_values(ctx: RenderContext) -> dict[str, Any]:
             },
             "websecure": {"tls": {"enabled": True}},
             "ssh": {"port": 8022, "expose": {"default": True}, "exposedPort": 8022},
+            # jupyterhub-sftp (07's IngressRouteTCP on `sftp`).
+            "sftp": {"port": 8023, "expose": {"default": True}, "exposedPort": 8023},
+            # Dask Gateway's schedulers for clients outside the cluster (07, svc_dask_etc).
+            "tcp": {"port": 8786, "expose": {"default": True}, "exposedPort": 8786},
             "minio": {"port": 9080, "expose": {"default": True}, "exposedPort": 9080},
         },
     }

@@ -1,6 +1,6 @@
 """The stored provider schemas: one file per pinned provider version, next to the lockfile.
 
-`lockfiles/provider-schemas/<namespace>-<name>-<version>.json.gz` holds exactly what
+`provider-schemas/<namespace>-<name>-<version>.json.gz` beside the lockfile holds exactly what
 `terraform providers schema -json` prints for that one provider (gzip, written without a
 timestamp so a regeneration that changes nothing changes no byte). A registry-connected
 machine can replace any file with Terraform's own output; `doit provider_schemas` regenerates
@@ -30,8 +30,21 @@ def full_source(source: str) -> str:
     return "/".join([DEFAULT_HOST, *parts]) if len(parts) == 2 else "/".join(parts)
 
 
+def packaged_schema_dir() -> Path:
+    """The schemas shipped in the installed package, next to its packaged lockfile."""
+    from importlib import resources
+
+    return Path(str(resources.files("stagegraph") / "lockfiles" / SCHEMA_DIR))
+
+
 def schema_dir(lockfile: Path) -> Path:
-    return lockfile.parent / SCHEMA_DIR
+    """`provider-schemas/` next to the lockfile when that folder has one, else the packaged one.
+
+    A deployment that brings its own lockfile may bring its own schemas; otherwise the
+    schemas of this release (package data, beside the packaged lockfile) serve it.
+    """
+    own = lockfile.parent / SCHEMA_DIR
+    return own if own.is_dir() else packaged_schema_dir()
 
 
 def schema_file(directory: Path, source: str, version: str) -> Path:

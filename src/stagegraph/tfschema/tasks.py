@@ -1,6 +1,6 @@
 """Actions behind `doit provider_schemas`, and the lockfile-level schema check.
 
-`provider_schemas_action` keeps `lockfiles/provider-schemas/` in step with the lockfile's
+`provider_schemas_action` keeps `provider-schemas/` beside the lockfile (this release's: `src/stagegraph/lockfiles/provider-schemas/`) in step with the lockfile's
 `providers:` pins (maintainers only: it needs npm, or git for the three SDKv2 providers);
 `missing_schemas` needs nothing but the committed files. They return text for the action
 layer to print; they print nothing themselves. The check itself is
