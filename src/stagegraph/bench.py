@@ -4,6 +4,8 @@
 
 Environments: a no-op deploy of every environment of one folder (1, 10, 50 configs; each
 its own `doit env=NAME deploy`, as CI runs them), with the peak memory of one run.
+Shared state: a no-op deploy whose state, records and lock are in a local S3 server, and
+the number of requests it makes (`stagegraph.benchshared`).
 
 Every figure is a whole command as a user runs it (`python -m doit ...` in a fresh copy of
 the project), except the in-process render time. Nothing here asserts a time: CI prints
@@ -182,6 +184,9 @@ def bench(repo: Path, runs: int, quick: bool) -> list[tuple[str, float, str]]:
             rows.append((f"no-op deploy ({flavor} terraform)", noop, "s"))
             change = _median(runs, partial(_retitle, d, counter), partial(_run, d, "deploy"))
             rows.append((f"one-value-change deploy ({flavor} terraform)", change, "s"))
+        from stagegraph.benchshared import shared_state_rows
+
+        rows += shared_state_rows(_copy_project(repo, base / "shared"), runs, _run)
         sizes = (10, 100) if quick else (10, 100, 500)
         for n in sizes:
             g = _generated_project(repo, base / f"gen{n}", n)

@@ -26,9 +26,14 @@ def _readable(path: Path) -> bool:
     return isinstance(data, dict) and all(isinstance(v, dict) for v in data.values())
 
 
-def recover_doit_db(root: Path) -> str | None:
-    """Move a broken doit database aside; the one line to tell the user, or None if fine."""
-    path = root / DOIT_DB
+def recover_doit_db(path: Path) -> str | None:
+    """Move the broken doit database `path` aside; the one line to tell the user, or None.
+
+    `path` is the file itself (a deployment's `.stagegraph/doit-db.json`), or a folder
+    holding `DOIT_DB`.
+    """
+    if path.is_dir():
+        path = path / DOIT_DB
     if not path.exists() or _readable(path):
         return None
     aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")

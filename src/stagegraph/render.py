@@ -126,9 +126,16 @@ def stage_backend(stage: Stage, config: NebariConfig) -> dict[str, Any] | None:
     """The `terraform { backend }` document of a stage directory, or None for local state.
 
     Rendered into every Terraform stage after 01, so `terraform init` in a stage directory
-    finds the remote state by itself. Offline runs (sandbox, rehearsal) keep local state.
+    finds the remote state by itself. Offline runs (sandbox, rehearsal) keep local state,
+    except that a backend the user already runs (`terraform_state.type: existing`) holds every
+    stage's state, 01's and the sandbox's included: it exists before 01, and a team sharing
+    the deployment needs all of it there (a rehearsal still keeps its own).
     """
-    if stage.kind != "terraform" or stage.name == STATE_STAGE or config.offline:
+    existing = config.terraform_state.type == "existing" and not config.stagegraph.rehearse
+    # Manifest stages go through Terraform where no cluster is (the sandbox): their state too.
+    if stage.kind != "terraform" and not (existing and stage.kind == "manifests"):
+        return None
+    if not existing and (stage.name == STATE_STAGE or config.offline):
         return None
     from stagegraph.stages.cloud.names import remote_backend
 

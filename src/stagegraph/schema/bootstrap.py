@@ -44,3 +44,18 @@ class TerraformState(Section):
     config: dict[str, str] = Field(
         default_factory=dict, description="Settings of that backend, as in a Terraform backend block."
     )
+    lock_lease_s: float = Field(
+        60,
+        gt=0,
+        le=3600,
+        description="With an s3 backend (type existing): seconds a deploy's shared lock lives "
+        "unless its holder renews it (it does, every third); a holder that dies leaves a lock "
+        "that expires this long after its last renewal.",
+    )
+    lock_wait_s: float = Field(
+        0,
+        ge=0,
+        le=7200,
+        description="With an s3 backend (type existing): seconds a run waits for another run's "
+        "shared lock before failing with the holder's name (CI runners queue this way).",
+    )

@@ -118,16 +118,6 @@ class TerraformExtension(Section):
     logout: str | None = Field(None, description="Path of its logout endpoint.")
     envs: list[ExtensionEnv] | None = Field(None, description="Environment variables of its container.")
 
-    @field_validator("oauth2client", "keycloakadmin", "jwt", "nebariconfigyaml")
-    @classmethod
-    def _not_yet(cls, value: bool, info: ValidationInfo) -> bool:
-        if value:
-            raise ValueError(
-                "true is not supported yet (stagegraph would ignore it); set it to "
-                "false, and use private: true to put the platform's Keycloak login in front of the app"
-            )
-        return value
-
     @field_validator("name")
     @classmethod
     def _object_name(cls, value: str) -> str:
@@ -138,3 +128,13 @@ class TerraformExtension(Section):
     @classmethod
     def _path(cls, value: str | None) -> str | None:
         return None if value is None else _url_path(value)
+
+    @field_validator("oauth2client", "keycloakadmin", "jwt", "nebariconfigyaml")
+    @classmethod
+    def _not_yet(cls, value: bool, info: ValidationInfo) -> bool:
+        if value:
+            raise ValueError(
+                "true is not supported yet (stagegraph would ignore it); set it to "
+                "false, and use private: true to put the platform's Keycloak login in front of the app"
+            )
+        return value

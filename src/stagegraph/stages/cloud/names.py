@@ -81,6 +81,11 @@ def azure_container(config: NebariConfig) -> str:
     return f"{cluster_name(config)}-state"
 
 
+def s3_prefix(body: dict[str, Any]) -> str:
+    """The folder an existing S3 backend's `key` names (default `stagegraph`)."""
+    return str(body.get("key") or "stagegraph").strip("/").removesuffix(".tfstate")
+
+
 def remote_backend(config: NebariConfig, stage_dir: str) -> tuple[str, dict[str, Any]] | None:
     """The backend block of one stage directory, or None for local state.
 
@@ -93,7 +98,13 @@ def remote_backend(config: NebariConfig, stage_dir: str) -> tuple[str, dict[str,
     if state.type == "existing":
         if not state.backend:
             return None
-        return state.backend, dict(sorted(state.config.items()))
+        body = dict(state.config)
+        if state.backend == "s3":
+            # One backend block is shared by every stage, so `key` names a folder and each
+            # stage keeps its own state object in it (the same key would make every stage
+            # overwrite one state). Stagegraph's records and lock live under it too.
+            body["key"] = f"{s3_prefix(body)}/{stage_dir}.tfstate"
+        return state.backend, dict(sorted(body.items()))
     name = cluster_name(config)
     if config.provider == "aws":
         aws = aws_section(config)
