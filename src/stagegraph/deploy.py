@@ -28,6 +28,7 @@ from stagegraph.fingerprint import (
     render_inputs_of,
     rendered_files,
 )
+from stagegraph.immutable import identity
 from stagegraph.inputs import current_inputs, secret_env, upstream_outputs, variables_for
 from stagegraph.records import PlanInfo, StageRecord
 from stagegraph.stage import CheckContext, Stage, Upstream
@@ -197,7 +198,8 @@ def apply_stage(rt: Runtime, name: str) -> None:
         env, digests = secret_env(project, stage)
         inputs = deploy_inputs(stage, files, variables, project.lock, digests, render_inputs_of(stage_dir))
         fp = fingerprint(inputs)
-        if record is not None and record.status == "applied" and record.fingerprint == fp:
+        actions_due = has_upgrade_actions(project, name)
+        if record is not None and record.status == "applied" and record.fingerprint == fp and not actions_due:
             # doit's database can be lost (SIGKILL); our record still says done.
             rt.summary.add(name, "skipped", 0.0, "up to date")
             rt.console.line(name, "up to date")
@@ -205,6 +207,8 @@ def apply_stage(rt: Runtime, name: str) -> None:
         rt.console.start(name)
         ctx = stage_context(rt, stage, "apply", variables, env, record)
         _run_preflight(rt, stage)
+        run_upgrade_actions(rt, stage, "before")
+        take_snapshot(rt, stage, record)
         result = driver_of(stage).apply(ctx)
         outputs = _validated_outputs(stage, result.outputs)
         _run_check(rt, stage, outputs)
@@ -222,10 +226,56 @@ def apply_stage(rt: Runtime, name: str) -> None:
         log=ctx.log_path,
         runner=result.runner,
         init_digest=result.init_digest,
+        identity=identity(project.config),
     )
     reason = "; ".join(changed_inputs(record.inputs, inputs)[:3]) if record else "first apply"
-    rt.summary.add(name, "applied", duration, reason)
+    run_upgrade_actions(rt, stage, "after")
+    rt.summary.add(name, "applied", duration, reason or "upgrade actions")
     rt.console.finish(name, "applied", duration)
+
+
+def has_upgrade_actions(project: Project, name: str) -> bool:
+    """Whether `doit upgrade` left an action for this stage that has not run yet."""
+    from stagegraph.upgrade.deploy_actions import pending
+
+    return bool(pending(project.state_dir, name))
+
+
+def run_upgrade_actions(rt: Runtime, stage: Stage, when: str) -> None:
+    """The upgrade's recorded actions for this stage and moment (`stagegraph.upgrade.deploy_actions`)."""
+    from stagegraph.upgrade.deploy_actions import kube_deleter, pending, run
+
+    project = rt.project
+    if not pending(project.state_dir, stage.name, when):
+        return
+    infra = project.records.get("02-infrastructure")
+    kubeconfig = infra.outputs.get("kubeconfig_path") if infra is not None else None
+    delete = (
+        kube_deleter(str(kubeconfig), infra.outputs.get("kube_context")) if infra and kubeconfig else None
+    )
+    run(
+        project.state_dir,
+        stage.name,
+        when,
+        sandbox=project.config.provider == "sandbox",
+        delete=delete,
+        state_file=project.stage_dir(stage) / "terraform.tfstate",
+        line=lambda text: rt.console.line(stage.name, text),
+    )
+
+
+def take_snapshot(rt: Runtime, stage: Stage, record: StageRecord | None) -> None:
+    """Keep the stage's state and record as they are before this apply (`doit restore`)."""
+    from stagegraph.snapshots import snapshot_stage
+
+    project = rt.project
+    snapshot_stage(
+        project.state_dir,
+        stage.name,
+        project.stage_dir(stage),
+        record,
+        keep=project.config.stagegraph.snapshots.keep,
+    )
 
 
 def record_failure(
@@ -335,6 +385,7 @@ def apply_plan(rt: Runtime, name: str) -> None:
         log=ctx.log_path,
         runner=result.runner,
         init_digest=result.init_digest,
+        identity=identity(project.config),
     )
     Path(plan.path).unlink(missing_ok=True)
     rt.summary.add(name, "applied", duration, "saved plan")

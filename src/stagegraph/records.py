@@ -66,6 +66,8 @@ class StageRecord(BaseModel):
     #: Digest of providers + backend at the last successful `terraform init`.
     init_digest: str | None
     plan: PlanInfo | None
+    #: Values of the immutable fields (`stagegraph.immutable`) at the last successful apply.
+    identity: dict[str, Any] = {}
 
 
 class RecordError(StagegraphError):
@@ -203,6 +205,7 @@ class RecordStore:
         runner: str | None = None,
         init_digest: str | None = None,
         applied_at: datetime | None = None,
+        identity: dict[str, Any] | None = None,
     ) -> StageRecord:
         """Write the record of a successful apply (any saved plan is spent by it)."""
         record = StageRecord(
@@ -219,6 +222,7 @@ class RecordStore:
             runner=runner,
             init_digest=init_digest,
             plan=None,
+            identity=dict(identity or {}),
         )
         self.put(record)
         return record

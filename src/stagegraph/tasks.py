@@ -41,6 +41,13 @@ DEPLOY_PARAMS: list[dict[str, Any]] = [
         "type": bool,
         "help": "apply the rendered files on disk as they are (shows whether they differ from a fresh render)",
     },
+    {
+        "name": "allow_change",
+        "long": "allow-change",
+        "default": [],
+        "type": list,
+        "help": "let this immutable field (project_name, provider, storage.type, ...) change; repeatable",
+    },
 ]
 INIT_PARAMS: list[dict[str, Any]] = [
     {
@@ -137,6 +144,21 @@ def failing_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
         return None if result is None else result
 
     return action
+
+
+def printing(fn: Callable[..., str], loaded: bool = False) -> Callable[..., Any]:
+    """An action that prints what `fn(session, **params)` returns, failing cleanly.
+
+    `loaded`: the command needs a valid config (upgrade must run on an old one).
+    """
+
+    @wraps(fn)
+    def action(s: Session, *args: Any, **kwargs: Any) -> None:
+        if loaded and s.load_error is not None:
+            raise s.load_error
+        print(fn(s, *args, **kwargs))
+
+    return failing_cleanly(action)
 
 
 def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
@@ -300,6 +322,29 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
             "verbosity": 2,
         }
 
+    def task_upgrade() -> TaskDict:
+        """Bring the config to this release's format (backup, diff; --decide, --confirm, --list)."""
+        from stagegraph.upgrade.commands import UPGRADE_PARAMS, upgrade
+
+        return {"actions": [(printing(upgrade), [s])], "params": UPGRADE_PARAMS, "verbosity": 2}
+
+    def task_restore() -> TaskDict:
+        """Put a stage's Terraform state and record back to a snapshot: doit restore STAGE."""
+        from stagegraph.upgrade.commands import RESTORE_PARAMS, restore
+
+        return {
+            "actions": [(printing(restore, loaded=True), [s])],
+            "params": RESTORE_PARAMS,
+            "pos_arg": "stages",
+            "verbosity": 2,
+        }
+
+    def task_snapshots() -> TaskDict:
+        """List the snapshots taken before each apply, per stage."""
+        from stagegraph.upgrade.commands import snapshots
+
+        return {"actions": [(printing(snapshots), [s])], "verbosity": 2}
+
     def task_plugins() -> TaskDict:
         """List the plugins found: version, whether enabled, and the stages, tasks and settings each brings."""
         return {"actions": [(failing_cleanly(actions.do_plugins), [s])], "verbosity": 2}
@@ -339,6 +384,9 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         task_verify_pins,
         task_secrets,
         task_bench,
+        task_upgrade,
+        task_restore,
+        task_snapshots,
         task_plugins,
         plugin_tasks,
     ]
@@ -368,9 +416,11 @@ def _stage_uptodate(s: Session, name: str) -> Callable[[], bool]:
         if s.load_error is not None:
             return False
         from stagegraph.status import is_up_to_date
+        from stagegraph.upgrade.deploy_actions import pending
 
         try:
-            fresh = is_up_to_date(s.project, name)
+            # A stage with an upgrade action still to run is never skipped.
+            fresh = is_up_to_date(s.project, name) and not pending(s.project.state_dir, name)
         except StagegraphError:
             return False  # the action reports it
         if fresh:

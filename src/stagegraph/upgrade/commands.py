@@ -1,0 +1,133 @@
+"""The doit commands of this package: upgrade, restore, snapshots, backup, migrations.
+
+Each returns the text to print; `stagegraph.tasks` prints it (library code never prints).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from stagegraph.errors import StagegraphError
+
+if TYPE_CHECKING:
+    from stagegraph.tasks import Session
+
+UPGRADE_PARAMS: list[dict[str, Any]] = [
+    {
+        "name": "decide",
+        "long": "decide",
+        "default": [],
+        "type": list,
+        "help": "answer a step's question, NAME=VALUE (repeatable); the README lists them",
+    },
+    {
+        "name": "from_version",
+        "long": "from",
+        "default": "",
+        "help": "the Nebari release that wrote the config, when it has no nebari_version",
+    },
+    {
+        "name": "confirm",
+        "long": "confirm",
+        "default": [],
+        "type": list,
+        "help": "record that the manual upgrade action ID was done (repeatable)",
+    },
+    {
+        "name": "show",
+        "long": "list",
+        "type": bool,
+        "default": False,
+        "help": "list the upgrade's deploy actions and what became of them",
+    },
+]
+RESTORE_PARAMS: list[dict[str, Any]] = [
+    {"name": "snapshot", "long": "snapshot", "default": "", "help": "snapshot id (default: the newest)"},
+]
+BACKUP_PARAMS: list[dict[str, Any]] = [
+    {
+        "name": "now",
+        "long": "now",
+        "type": bool,
+        "default": False,
+        "help": "also start one backup Job right away (from the CronJob)",
+    },
+]
+
+
+def upgrade(s: Session, decide: Sequence[str], from_version: str, confirm: Sequence[str], show: bool) -> str:
+    from stagegraph.upgrade import deploy_actions
+    from stagegraph.upgrade.run import parse_decisions, upgrade_file
+
+    project = s.project
+    state_dir = project.state_dir
+    if confirm:
+        done = [deploy_actions.confirm(state_dir, action_id) for action_id in confirm]
+        return "\n".join(f"upgrade action {a.id}: recorded as done" for a in done)
+    if show:
+        return format_actions(deploy_actions.load(state_dir))
+    result = upgrade_file(
+        project.config_path, parse_decisions(list(decide)), from_version, project.config_name
+    )
+    if not result.steps and not result.changed:
+        return f"{project.config_name}: already in the {result.finish} format; nothing to upgrade"
+    lines = [result.diff.rstrip("\n")] if result.diff else []
+    lines.append(
+        f"upgraded {project.config_name} from {result.start} to {result.finish} "
+        f"({len(result.steps)} steps: {', '.join(result.steps)}); the old file is {result.backup.name if result.backup else '-'}"
+    )
+    lines.extend(f"wrote {path.name}" for path in result.files)
+    lines.extend(f"note: {note}" for note in result.notes)
+    if result.actions:
+        deploy_actions.add(state_dir, result.actions)
+        lines.append(f"{len(result.actions)} deploy actions recorded for the next `doit deploy`:")
+        lines.append(format_actions(result.actions))
+    return "\n".join(lines)
+
+
+def format_actions(actions: Sequence[Any]) -> str:
+    if not actions:
+        return "no upgrade actions"
+    rows = []
+    for a in actions:
+        done = f" ({a.note}, {a.finished_at})" if a.status != "pending" else ""
+        rows.append(f"  {a.id}: {a.when} {a.stage}, {a.kind}, {a.status}{done}: {a.description}")
+    return "\n".join(rows)
+
+
+def restore(s: Session, stages: Sequence[str], snapshot: str) -> str:
+    from stagegraph.snapshots import restore_stage
+
+    if len(stages) != 1:
+        raise StagegraphError(
+            "name one stage: doit restore STAGE [--snapshot ID] (`doit snapshots` lists them)"
+        )
+    s.hold_lock("restore")
+    project = s.project
+    stage = s.graph[stages[0]]
+    chosen, undo = restore_stage(
+        project.state_dir,
+        stage.name,
+        project.stage_dir(stage),
+        snapshot or None,
+        keep=project.config.stagegraph.snapshots.keep,
+    )
+    undo_note = f"; what it replaced is snapshot {undo.id}" if undo else ""
+    return (
+        f"{stage.name}: state and record restored to snapshot {chosen.id} ({chosen.reason}, "
+        f"{chosen.taken_at}){undo_note}; `doit status` shows what the next deploy will do"
+    )
+
+
+def snapshots(s: Session) -> str:
+    from stagegraph.snapshots import list_snapshots
+
+    lines = []
+    for name in s.graph.names:
+        for snap in list_snapshots(s.project.state_dir, name):
+            state = ", ".join(snap.state_files) or "no state"
+            lines.append(
+                f"{name}  {snap.id}  {snap.reason}  ({state}; record: {'yes' if snap.had_record else 'no'})"
+            )
+    return "\n".join(lines) or "no snapshots yet (one is taken before each apply)"
