@@ -134,7 +134,7 @@ def render(ctx: RenderContext) -> Rendered:
         group_overrides=group_overrides(ctx, m, NAMESPACE),
         argo=hub_settings(argo_enabled),
     )
-    dask_gateway(ctx, m, nodes, volumes, hub.release)
+    dask_gateway(ctx, m, nodes, volumes, hub.release, hub_prefix=hub.prefix)
     urls = {
         "jupyterhub": "https://${var.domain}/",
         "conda_store": "https://${var.domain}/conda-store/",
@@ -173,6 +173,7 @@ STAGE = Stage(
         "providers.kubectl",
         "providers.random",
         "helm_charts.jupyterhub",
+        "helm_charts.jupyterhub_next",
         "helm_charts.dask_gateway",
         "helm_charts.argo_workflows",
         "helm_charts.kube_prometheus_stack",
