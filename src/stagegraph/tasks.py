@@ -345,6 +345,22 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
 
         return {"actions": [(printing(snapshots), [s])], "verbosity": 2}
 
+    def task_backup() -> TaskDict:
+        """Back up Keycloak, conda-store and shared storage: a CronJob on the cluster (--now: run one)."""
+        from stagegraph.upgrade.commands import BACKUP_PARAMS, backup
+
+        return {
+            "actions": [(printing(backup, loaded=True), [s])],
+            "params": BACKUP_PARAMS,
+            "verbosity": 2,
+        }
+
+    def task_migrations() -> TaskDict:
+        """Phased major-version migrations: where each version runs, and what to tell users."""
+        from stagegraph.upgrade.commands import migrations
+
+        return {"actions": [(printing(migrations, loaded=True), [s])], "verbosity": 2}
+
     def task_plugins() -> TaskDict:
         """List the plugins found: version, whether enabled, and the stages, tasks and settings each brings."""
         return {"actions": [(failing_cleanly(actions.do_plugins), [s])], "verbosity": 2}
@@ -387,6 +403,8 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         task_upgrade,
         task_restore,
         task_snapshots,
+        task_migrations,
+        task_backup,
         task_plugins,
         plugin_tasks,
     ]

@@ -131,3 +131,78 @@ def snapshots(s: Session) -> str:
                 f"{name}  {snap.id}  {snap.reason}  ({state}; record: {'yes' if snap.had_record else 'no'})"
             )
     return "\n".join(lines) or "no snapshots yet (one is taken before each apply)"
+
+
+def migrations(s: Session) -> str:
+    """Each service's phased migration: the phase, where each version runs, notes for users."""
+    from stagegraph.lockfile import ChartPin
+    from stagegraph.migrations import placements
+
+    project = s.project
+    migration = project.config.jupyterhub.next_major
+    lines = [f"jupyterhub: phase {migration.phase}"]
+    for place in placements("jupyterhub", "jupyterhub", "jupyterhub_next", migration):
+        pin = project.lock.pin(
+            f"helm_charts.{place.chart_pin}", file=project.lockfile_name, user="jupyterhub"
+        )
+        version = pin.version if isinstance(pin, ChartPin) else "?"
+        lines.append(f"  {place.route:<6} {place.role} version: release {place.release}, chart {version}")
+    from stagegraph.migrations import phase_notes
+
+    lines.extend(f"  note: {note}" for note in phase_notes("JupyterHub", migration))
+    following = {"none": "beside", "beside": "switched", "switched": "retired"}.get(migration.phase)
+    if following:
+        lines.append(f"  next: set jupyterhub.next_major.phase: {following} and deploy")
+    return "\n".join(lines)
+
+
+def backup(s: Session, now: bool) -> str:
+    """Render the backup objects; against a cluster, apply them (and start a run with --now)."""
+    from datetime import UTC, datetime
+
+    from stagegraph.atomic import write_atomic
+    from stagegraph.backup import job_now, render_backup, to_yaml
+
+    project = s.project
+    config = project.config
+    namespace = config.namespace
+    pinned = project.lock.pin("images.jupyterlab", file=project.lockfile_name, user="backup")
+    image = config.default_images.jupyterlab or f"{getattr(pinned, 'image', '')}:{getattr(pinned, 'tag', '')}"
+    keycloak = project.records.get("05-kubernetes-keycloak")
+    url = (keycloak.outputs.get("internal_url") if keycloak else None) or (
+        f"http://keycloak-keycloakx-http.{namespace}.svc:80/auth"
+    )
+    objects = render_backup(config.stagegraph.backup, namespace, image, str(url))
+    # Next to the config, not among the stage directories: it is no stage of the graph.
+    target = project.config_path.parent / "backup" / "backup.yaml"
+    changed = write_atomic(target, to_yaml(objects))
+    where = target.relative_to(project.root) if target.is_relative_to(project.root) else target
+    lines = [
+        f"{'wrote' if changed else 'unchanged:'} {where} ({len(objects)} objects; `kubectl apply -f` deploys it by hand)"
+    ]
+    if config.provider == "sandbox":
+        lines.append(
+            "sandbox: not applied (no cluster); the CronJob would run on schedule "
+            + config.stagegraph.backup.schedule
+        )
+        return "\n".join(lines)
+    infra = project.records.get("02-infrastructure")
+    kubeconfig = infra.outputs.get("kubeconfig_path") if infra else None
+    if not kubeconfig:
+        raise StagegraphError("doit backup needs the cluster: deploy 02-infrastructure first")
+    from stagegraph.kube.apply import Resolver, apply_manifest
+    from stagegraph.kube.client import KubeTarget, connect
+
+    with connect(KubeTarget(str(kubeconfig), infra.outputs.get("kube_context") if infra else None)) as client:
+        resolver = Resolver(client)
+        for obj in objects:
+            applied = apply_manifest(client, resolver, obj, str(where))
+            lines.append(f"{applied.ref.describe()}: {applied.action}")
+        if now:
+            name = f"nebari-backup-manual-{datetime.now(UTC):%Y%m%d%H%M%S}"
+            job = job_now(objects[-1], name)
+            client.request("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body=job)
+            lines.append(
+                f"started Job {namespace}/{name}; follow it with `kubectl -n {namespace} logs -f job/{name} --all-containers`"
+            )
+    return "\n".join(lines)
