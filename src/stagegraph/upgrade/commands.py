@@ -19,7 +19,7 @@ UPGRADE_PARAMS: list[dict[str, Any]] = [
         "long": "decide",
         "default": [],
         "type": list,
-        "help": "answer a step's question, NAME=VALUE (repeatable); the README lists them",
+        "help": "answer a step's question, NAME:VALUE (repeatable); the README lists them",
     },
     {
         "name": "from_version",

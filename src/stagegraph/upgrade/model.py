@@ -1,7 +1,7 @@
 """What an upgrade step works with: the config being changed, decisions, notes, actions.
 
 A step never prompts. Where Nebari asks the user (`Confirm.ask`), a step calls
-`decide(name, ...)`: the answer comes from `doit upgrade --decide NAME=VALUE`, else from the
+`decide(name, ...)`: the answer comes from `doit upgrade --decide NAME:VALUE`, else from the
 step's default when there is a safe one (the note says which flag changes it), else the
 upgrade stops with one line naming the flag to pass. Where Nebari acts on the live cluster
 during the upgrade, a step records a `DeployAction` instead, which the stage graph runs
@@ -10,7 +10,7 @@ before or after the stage it belongs to (`stagegraph.upgrade.deploy_actions`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -79,6 +79,9 @@ class StepContext:
     files: dict[Path, str] = field(default_factory=dict)
     used_decisions: set[str] = field(default_factory=set)
     version: str = ""
+    #: Makes an encrypted Keycloak root password and returns the config's reference to it
+    #: (None: the upgrade is a dry run, or no deployment folder to write it in).
+    make_root_password: Callable[[], dict[str, str]] | None = None
 
     def note(self, text: str) -> None:
         self.notes.append(f"{self.version}: {text}")
@@ -90,15 +93,15 @@ class StepContext:
             if decision.default is None:
                 raise UpgradeError(
                     f"upgrade step {self.version}: {decision.help}; choose with "
-                    f"`doit upgrade --decide {decision.name}=<{'|'.join(decision.choices)}>`"
+                    f"`doit upgrade --decide {decision.name}:<{'|'.join(decision.choices)}>`"
                 )
             self.note(
                 f"{decision.help}: took the default {decision.default!r} "
-                f"(`--decide {decision.name}=<{'|'.join(decision.choices)}>` to choose)"
+                f"(`--decide {decision.name}:<{'|'.join(decision.choices)}>` to choose)"
             )
             return decision.default
         if value not in decision.choices:
-            raise UpgradeError(f"--decide {decision.name}={value}: not one of {', '.join(decision.choices)}")
+            raise UpgradeError(f"--decide {decision.name}:{value}: not one of {', '.join(decision.choices)}")
         return value
 
     def action(self, **fields: Any) -> None:

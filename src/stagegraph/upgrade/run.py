@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import io
 import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,14 +52,17 @@ class UpgradeResult:
 
 
 def parse_decisions(values: list[str]) -> dict[str, str]:
-    """`["name=value", ...]` from `--decide`, checked against the known decisions."""
+    """`["name:value", ...]` from `--decide`, checked against the known decisions.
+
+    A colon, because doit reads a bare `name=value` argument as one of its own variables.
+    """
     known = {d.name: d for d in ALL_DECISIONS}
     out: dict[str, str] = {}
     for raw in values:
-        name, eq, value = raw.partition("=")
+        name, eq, value = raw.partition(":")
         if not eq or name not in known:
             raise UpgradeError(
-                f"--decide {raw}: expected NAME=VALUE with NAME one of {', '.join(sorted(known))}"
+                f"--decide {raw}: expected NAME:VALUE with NAME one of {', '.join(sorted(known))}"
             )
         if value not in known[name].choices:
             raise UpgradeError(f"--decide {raw}: {name} takes {', '.join(known[name].choices)}")
@@ -113,6 +116,14 @@ def _bump_images(ctx: StepContext, finish: str) -> None:
     for worker in workers.values() if isinstance(workers, Mapping) else []:
         if isinstance(worker, MutableMapping) and "image" in worker:
             paths.append((worker, "image"))
+    legacy = sorted(
+        {str(h[k]) for h, k in paths if isinstance(h[k], str) and h[k].startswith("quansight/qhub-")}
+    )
+    if legacy:
+        ctx.note(
+            f"QHub images stay as they are ({', '.join(legacy)}); they predate this release: delete "
+            "those keys to use the images pinned in lockfiles/versions.yaml"
+        )
     stale = [
         (holder, key)
         for holder, key in paths
@@ -133,6 +144,7 @@ def upgrade_text(
     decisions: Mapping[str, str],
     from_version: str = "",
     finish: str = CURRENT,
+    make_root_password: Callable[[], dict[str, str]] | None = None,
 ) -> tuple[str, StepContext, list[str]]:
     """The upgraded text (pure: no file is read or written), the step context and steps run."""
     yaml = _yaml()
@@ -145,7 +157,13 @@ def upgrade_text(
     if not isinstance(config, MutableMapping):
         raise UpgradeError(f"{config_path.name}: the top level is not a mapping; nothing to upgrade")
     start = _start_version(config, from_version, config_path.name)
-    ctx = StepContext(config=config, config_path=config_path, decisions=decisions, start_version=start)
+    ctx = StepContext(
+        config=config,
+        config_path=config_path,
+        decisions=decisions,
+        start_version=start,
+        make_root_password=make_root_password,
+    )
     ran: list[str] = []
     for step in steps_between(start, finish):
         ctx.version = step.version
@@ -219,7 +237,15 @@ def upgrade_file(
     except OSError as exc:
         raise UpgradeError(f"{name}: cannot read the config ({exc.strerror or exc})") from None
     old = raw.decode("utf-8", errors="strict")
-    new, ctx, ran = upgrade_text(old, path, decisions, from_version)
+    made: list[str] = []
+
+    def root_password() -> dict[str, str]:
+        from stagegraph.sops.init import init_root_password_secret
+
+        return init_root_password_secret(path.parent, notes=made)
+
+    new, ctx, ran = upgrade_text(old, path, decisions, from_version, make_root_password=root_password)
+    ctx.notes.extend(made)
     result = UpgradeResult(
         start=ctx.start_version,
         finish=CURRENT,

@@ -3,7 +3,7 @@
 Written from what each step of Nebari 2025.10.1's `upgrade.py` changes (26 steps, from
 0.3.12 to 2025.10.1). Every step also sets `nebari_version` to its release (done by
 `run.upgrade_config`, not here). Differences from Nebari, on purpose:
-- no prompts: decisions come from `--decide NAME=VALUE` (see `DECISIONS`);
+- no prompts: decisions come from `--decide NAME:VALUE` (see `DECISIONS`);
 - no live-cluster calls: those become `DeployAction`s the deploy runs and records;
 - no generated plaintext password (0.4.0): the note says how to add an encrypted one;
 - no `rm -rf stages`: stagegraph's render deletes files a stage no longer renders.
@@ -139,10 +139,13 @@ def _0_4_0(ctx: StepContext) -> None:
     pop_key(images, "conda_store")
     pop_key(images, "dask_gateway")
     if get_path(security, "keycloak.initial_root_password") is None:
-        ctx.note(
-            "Keycloak needs a root password: set security.keycloak.initial_root_password "
-            "(then `doit secrets_move` encrypts it)"
-        )
+        # Nebari writes a random password into the config in plain text; stagegraph writes
+        # it encrypted under secrets/ (as `doit init` does) and refers to it.
+        if ctx.make_root_password is not None:
+            section(security, "keycloak")["initial_root_password"] = ctx.make_root_password()
+            ctx.note("generated the Keycloak root password, encrypted under secrets/ (change it at /auth/)")
+        else:
+            ctx.note("Keycloak needs a root password: set security.keycloak.initial_root_password")
     azure = ctx.config.get("azure")
     if isinstance(azure, dict):
         pop_key(azure, "project")
