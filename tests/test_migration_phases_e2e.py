@@ -71,7 +71,10 @@ def test_three_phases_each_apply_only_what_they_touch(tmp_path: Path) -> None:
     assert "baseUrl" not in doc["locals"]["jupyterhub_values"]["hub"]
     got = routes(doc)
     assert got["jupyterhub"] == (f"Host(`${{var.domain}}`) && ({HUB_ROOT})", "proxy-public")
-    assert got["jupyterhub-n3"] == ("Host(`${var.domain}`) && (PathPrefix(`/n3`))", "jupyterhub-n3-proxy-public")
+    assert got["jupyterhub-n3"] == (
+        "Host(`${var.domain}`) && (PathPrefix(`/n3`))",
+        "jupyterhub-n3-proxy-public",
+    )
     assert callbacks(project) == ["/hub/oauth_callback", "/n3/hub/oauth_callback"]
     oauth = doc["locals"]["jupyterhub_n3_values"]["hub"]["config"]["GenericOAuthenticator"]
     assert oauth["oauth_callback_url"] == "https://${var.domain}/n3/hub/oauth_callback"
