@@ -19,7 +19,7 @@ UPGRADE_PARAMS: list[dict[str, Any]] = [
         "long": "decide",
         "default": [],
         "type": list,
-        "help": "answer a step's question, NAME:VALUE (repeatable); the README lists them",
+        "help": "answer a step's question, NAME:VALUE (repeatable); docs/upgrades.md lists them",
     },
     {
         "name": "from_version",
@@ -99,6 +99,17 @@ def format_actions(actions: Sequence[Any]) -> str:
 def restore(s: Session, stages: Sequence[str], snapshot: str) -> str:
     from stagegraph.snapshots import restore_stage
 
+    # doit hands everything after the stage name over as positional: accept the option there too.
+    stages = list(stages)
+    for i, arg in enumerate(stages):
+        if arg.startswith("--snapshot="):
+            snapshot = arg.split("=", 1)[1]
+            del stages[i]
+            break
+        if arg == "--snapshot" and i + 1 < len(stages):
+            snapshot = stages[i + 1]
+            del stages[i : i + 2]
+            break
     if len(stages) != 1:
         raise StagegraphError(
             "name one stage: doit restore STAGE [--snapshot ID] (`doit snapshots` lists them)"
