@@ -368,6 +368,8 @@ def apply_plan(rt: Runtime, name: str) -> None:
     ctx = stage_context(rt, stage, "apply", variables, env, record)
     try:
         _run_preflight(rt, stage)
+        run_upgrade_actions(rt, stage, "before")
+        take_snapshot(rt, stage, record)
         result = driver_of(stage).apply_plan(ctx, Path(plan.path))
         outputs = _validated_outputs(stage, result.outputs)
         _run_check(rt, stage, outputs)
@@ -388,5 +390,6 @@ def apply_plan(rt: Runtime, name: str) -> None:
         identity=identity(project.config),
     )
     Path(plan.path).unlink(missing_ok=True)
+    run_upgrade_actions(rt, stage, "after")
     rt.summary.add(name, "applied", duration, "saved plan")
     rt.console.finish(name, "applied (saved plan)", duration)
