@@ -67,6 +67,7 @@ def upgrade(s: Session, decide: Sequence[str], from_version: str, confirm: Seque
         return "\n".join(f"upgrade action {a.id}: recorded as done" for a in done)
     if show:
         return format_actions(deploy_actions.load(state_dir))
+    s.hold_lock("upgrade")  # never rewrite the config under a running deploy
     result = upgrade_file(
         project.config_path, parse_decisions(list(decide)), from_version, project.config_name
     )
