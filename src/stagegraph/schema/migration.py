@@ -24,7 +24,7 @@ class MajorMigration(Section):
         "none",
         description="none: only the current version, on /. beside: the next version also runs, on "
         "next_route. switched: the next version serves / and the previous one moves to previous_route. "
-        "retired: only the next version, on /. Move one phase per deploy.",
+        "retired: only the next version, on /. Meant to move one phase per deploy (users need each window).",
     )
     next_route: str = Field(
         "/n3",
