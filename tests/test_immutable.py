@@ -79,3 +79,17 @@ def test_newest_applied_record_wins_and_destroyed_ones_do_not_count(tmp_path: Pa
 
 def test_nothing_applied_nothing_to_compare() -> None:
     assert check_unchanged(config(), {}, [], "nebari-config.yaml") == []
+
+
+def test_a_section_coming_into_use_is_no_change(tmp_path: Path) -> None:
+    records = {"02-infrastructure": applied(tmp_path, config("project_name: demo\nprovider: local\n"))}
+    moved = config(BASE)  # provider existing, with its own kube_context
+    accepted = check_unchanged(moved, records, ["provider"], "nebari-config.yaml")
+    assert accepted == ["provider: 'local' -> 'existing'"]
+
+
+def test_storage_type_default_is_compared_as_what_it_means(tmp_path: Path) -> None:
+    records = {
+        "02-infrastructure": applied(tmp_path, config(BASE.replace("  type: nfs\n", "  type: null\n")))
+    }
+    assert check_unchanged(config(BASE), records, [], "nebari-config.yaml") == []  # null meant nfs

@@ -12,7 +12,7 @@ The table is the single place to add a field (dotted path -> why it is immutable
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stagegraph.errors import DeployError
@@ -50,11 +50,19 @@ def _value(config: Any, dotted: str) -> Any:
     return node
 
 
+#: Fields whose null means a default that depends on other fields: compare what is meant.
+_EFFECTIVE: dict[str, Callable[[NebariConfig, Any], Any]] = {
+    "storage.type": lambda config, value: value or ("efs" if config.provider == "aws" else "nfs"),
+}
+
+
 def identity(config: NebariConfig) -> dict[str, Any]:
-    """The current value of every immutable field (None where its section is not in use)."""
+    """The value in effect of every immutable field (None where its section is not in use)."""
     out: dict[str, Any] = {}
     for path in IMMUTABLE:
         value = _value(config, path)
+        if path in _EFFECTIVE:
+            value = _EFFECTIVE[path](config, value)
         out[path] = value if value is None or isinstance(value, (str, int, bool)) else str(value)
     return out
 
@@ -85,7 +93,9 @@ def check_unchanged(
     now = identity(config)
     accepted: list[str] = []
     for path, (before, stage) in recorded(records).items():
-        if path not in now or now[path] == before:
+        # None on either side: the field's section was not in use (another provider's), or
+        # it means "the default" (a kube context); only two real values can disagree.
+        if path not in now or now[path] == before or before is None or now[path] is None:
             continue
         change = f"{path}: {before!r} -> {now[path]!r}"
         if path in allow:
