@@ -221,13 +221,15 @@ def test_wrong_token_is_unauthorized_and_the_token_is_not_shown(fake: FakeKube, 
 def test_missing_kubeconfig_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(KubeError) as err, connect(KubeTarget(str(tmp_path / "nope"))):
         pass
-    assert str(err.value).startswith(f"{tmp_path / 'nope'}: kubeconfig file not found; ")
+    assert str(err.value).startswith(
+        f"{tmp_path / 'nope'}: kubeconfig file not found (context the current context), "
+    )
 
 
 def test_unknown_context_names_the_kubeconfig(target: KubeTarget) -> None:
     with pytest.raises(KubeError) as err, connect(KubeTarget(target.kubeconfig_path, "no-such-context")):
         pass
-    assert str(err.value).startswith(f"{target.kubeconfig_path}: ")
+    assert str(err.value).startswith(f"{target.kubeconfig_path} (context no-such-context): ")
     assert "no-such-context" in str(err.value) and "\n" not in str(err.value)
 
 

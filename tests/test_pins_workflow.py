@@ -11,6 +11,7 @@ import yaml
 from stagegraph.lockfile import load_lockfile
 from stagegraph.pins.cadence import ROTATION
 from stagegraph.pins.changelog import HEADER
+from stagegraph.pins.pyproject import normalize
 from stagegraph.pins.sources import value_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +26,8 @@ def renovate_matches() -> dict[tuple[str, str], str]:
     for manager in config["customManagers"]:
         assert manager["customType"] == "regex"
         pattern = manager["managerFilePatterns"][0]
-        assert re.search(pattern.strip("/"), "lockfiles/versions.yaml")
+        if not re.search(pattern.strip("/"), "lockfiles/versions.yaml"):
+            continue  # pyproject.toml's manager: test_renovate_moves_pyproject_with_the_lockfile
         for js in manager["matchStrings"]:
             # JavaScript spells named groups (?<name>...); Python (?P<name>...).
             for m in re.finditer(js.replace("(?<", "(?P<"), text):
@@ -48,6 +50,29 @@ def test_renovate_example_finds_every_pin_with_its_version() -> None:
     assert found == expected
     # max_version is derived from the kind node image, not looked up: nothing matches it.
     assert lock.kubernetes.max_version.version not in [v for k, v in found.items() if k[0] != "docker"]
+
+
+def test_renovate_moves_pyproject_with_the_lockfile() -> None:
+    """pyproject.toml pins the Python versions too: Renovate finds each, in the python group."""
+    config = json.loads((ROOT / "renovate.json").read_text())
+    (manager,) = [m for m in config["customManagers"] if "pyproject" in m["managerFilePatterns"][0]]
+    assert re.search(manager["managerFilePatterns"][0].strip("/"), "pyproject.toml")
+    text = (ROOT / "pyproject.toml").read_text()
+    found = {
+        normalize(m["depName"]): m["currentValue"]
+        for js in manager["matchStrings"]
+        for m in re.finditer(js.replace("(?<", "(?P<"), text)
+    }
+    lock = load_lockfile(LOCKFILE)
+    assert found == {name: pin.version for name, pin in lock.python.items()}
+    python_rule = next(r for r in config["packageRules"] if r.get("groupName") == "pins python")
+    assert manager["datasourceTemplate"] in python_rule["matchDatasources"]
+
+
+def test_quarterly_pull_request_carries_pyproject() -> None:
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "quarterly-bump.yml").read_text())
+    pr = next(s for s in workflow["jobs"]["bump"]["steps"] if "create-pull-request" in str(s.get("uses")))
+    assert "pyproject.toml" in pr["with"]["add-paths"].split()
 
 
 def test_renovate_holds_what_the_lockfile_holds() -> None:

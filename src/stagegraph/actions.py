@@ -94,7 +94,20 @@ def do_destroy(s: Session, name: str) -> None:
     destroy_stage(rt, name)
 
 
+def do_destroy_orphans(s: Session, stage: Sequence[str]) -> None:
+    from stagegraph.orphans import destroy_orphans
+
+    if s.load_error is not None:
+        raise s.load_error
+    rt = s.runtime()
+    s.hold_lock(s.command_name())  # also runs first in a whole `doit destroy`
+    done = destroy_orphans(rt, s.graph.names, stage)
+    if not done and s.command_name() == "destroy_orphans":
+        print("no stage left the graph: nothing to destroy")
+
+
 def do_status(s: Session) -> None:
+    from stagegraph.orphans import TASK, find_orphans
     from stagegraph.status import stage_state
 
     if s.load_error is not None:
@@ -105,6 +118,15 @@ def do_status(s: Session) -> None:
         when = f"{st.applied_at:%Y-%m-%d %H:%M:%S}" if st.applied_at else "-"
         note = st.reasons[0] if st.reasons else ""
         rows.append((name, st.state, when, note))
+    for orphan in find_orphans(s.project, s.graph.names):
+        when = f"{orphan.record.applied_at:%Y-%m-%d %H:%M:%S}" if orphan.record.applied_at else "-"
+        by = f"plugin {orphan.plugin}" if orphan.plugin else "its plugin"
+        note = f"not in the graph ({by} disabled or uninstalled); `doit {TASK}` destroys it"
+        rows.append((orphan.stage, "orphaned", when, note))
+    _, unreadable = s.project.records.scan()
+    for name, problem in sorted(unreadable.items()):
+        if name not in s.graph:  # a stage in the graph shows its own problem above
+            rows.append((name, "unknown", "-", str(problem)))
     width = max(len(r[0]) for r in rows)
     print(f"{'stage':<{width}}  {'state':<13}  {'last applied (UTC)':<19}  note")
     for name, state, when, note in rows:
@@ -272,6 +294,11 @@ def do_preflight(s: Session, stages: list[str]) -> None:
     try:
         if s.command_name() != "destroy":
             do_check_deployable(s)
+        if s.command_name() not in ("destroy", "plan"):
+            # Applying with a stage's resources left behind unnoticed is what this stops.
+            from stagegraph.orphans import refuse_orphans
+
+            refuse_orphans(s.project, s.graph.names)
         do_check_plugin_settings(s)
         do_warn_plaintext_secrets(s)
         do_check_secrets_before_apply(s, stages)

@@ -227,6 +227,7 @@ def apply_stage(rt: Runtime, name: str) -> None:
         runner=result.runner,
         init_digest=result.init_digest,
         identity=identity(project.config),
+        source=stage.source,
     )
     reason = "; ".join(changed_inputs(record.inputs, inputs)[:3]) if record else "first apply"
     run_upgrade_actions(rt, stage, "after")
@@ -388,6 +389,7 @@ def apply_plan(rt: Runtime, name: str) -> None:
         runner=result.runner,
         init_digest=result.init_digest,
         identity=identity(project.config),
+        source=stage.source,
     )
     Path(plan.path).unlink(missing_ok=True)
     run_upgrade_actions(rt, stage, "after")

@@ -7,6 +7,8 @@ memory and handed to the driver's environment; only their digests are ever recor
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
@@ -21,7 +23,7 @@ from stagegraph.fingerprint import (
 )
 from stagegraph.render import file_digest
 from stagegraph.secretvalues import resolve_secret, secret_digest_input, secret_digests
-from stagegraph.stage import Stage, Upstream
+from stagegraph.stage import MachineContext, Stage, Upstream
 
 if TYPE_CHECKING:
     from stagegraph.project import Project
@@ -60,7 +62,22 @@ def variables_for(
 ) -> tuple[dict[str, Any], list[str]]:
     outputs, mocked = upstream_outputs(project, stage, allow_mocks=allow_mocks)
     model = stage.connect(Upstream(stage.name, outputs))
-    return model.model_dump(mode="json"), mocked
+    values: dict[str, Any] = model.model_dump(mode="json")
+    if stage.machine_inputs is not None:
+        values.update(stage.machine_inputs(machine_context(project)))
+    return values, mocked
+
+
+def machine_context(project: Project) -> MachineContext:
+    """The deploying machine as stages may read it (environment, home, working directory)."""
+    return MachineContext(
+        config=project.config,
+        config_dir=project.config_path.parent,
+        config_name=project.config_name,
+        environ=dict(os.environ),
+        home=Path.home(),
+        cwd=Path.cwd(),
+    )
 
 
 def secret_env(project: Project, stage: Stage) -> tuple[dict[str, str], dict[str, str]]:

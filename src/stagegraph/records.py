@@ -68,6 +68,9 @@ class StageRecord(BaseModel):
     plan: PlanInfo | None
     #: Values of the immutable fields (`stagegraph.immutable`) at the last successful apply.
     identity: dict[str, Any] = {}
+    #: Who brought the stage ("stagegraph" or a plugin's name), so that a stage which left
+    #: the graph can say which plugin to enable again. None in records of older releases.
+    source: str | None = None
 
 
 class RecordError(StagegraphError):
@@ -206,6 +209,7 @@ class RecordStore:
         init_digest: str | None = None,
         applied_at: datetime | None = None,
         identity: dict[str, Any] | None = None,
+        source: str | None = None,
     ) -> StageRecord:
         """Write the record of a successful apply (any saved plan is spent by it)."""
         record = StageRecord(
@@ -223,6 +227,7 @@ class RecordStore:
             init_digest=init_digest,
             plan=None,
             identity=dict(identity or {}),
+            source=source,
         )
         self.put(record)
         return record
@@ -305,6 +310,7 @@ class RecordStore:
                 runner=previous.runner if previous else None,
                 init_digest=previous.init_digest if previous else None,
                 plan=None,
+                source=previous.source if previous else None,
             )
             self._write(self.path(stage), record.model_dump_json(indent=2) + "\n")
         return record

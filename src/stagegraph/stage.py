@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -73,6 +73,23 @@ class RenderContext:
     @property
     def sandbox(self) -> bool:
         return self.provider == "sandbox"
+
+
+@dataclass(frozen=True)
+class MachineContext:
+    """What a stage may read from the machine running the deploy, at deploy time only.
+
+    For inputs that are not in the config but belong to whoever deploys: the `existing`
+    provider's kubeconfig (`KUBECONFIG`, `~/.kube/config`). Renders never see this; the
+    values become variables of the stage, so they are fingerprinted like upstream outputs.
+    """
+
+    config: NebariConfig
+    config_dir: Path
+    config_name: str
+    environ: Mapping[str, str]
+    home: Path
+    cwd: Path
 
 
 class Upstream:
@@ -145,6 +162,8 @@ class Stage:
                      StagegraphError fails the stage (it is then retried next deploy).
     preflight:       runs before the stage applies against a real cluster (the Kubernetes
                      version check); raising a StagegraphError stops the stage untouched.
+    machine_inputs:  variables read from the machine at deploy time (MachineContext), added
+                     to those from `connect`; the render declares them. None: no such inputs.
     """
 
     name: str
@@ -164,6 +183,7 @@ class Stage:
     driver: StageDriver | None = None
     check: Callable[[CheckContext], None] | None = None
     preflight: Callable[[CheckContext], None] | None = None
+    machine_inputs: Callable[[MachineContext], Mapping[str, Any]] | None = None
     source: str = "stagegraph"
     extras: Mapping[str, Any] = field(default_factory=dict)
 

@@ -111,7 +111,7 @@ class Session:
 
     def command_name(self) -> str:
         """The task the user asked for (`deploy`, `destroy`, a stage name, ...), for records."""
-        known = {"deploy", "destroy", "plan", "apply_plan", "render", *self.graph.names}
+        known = {"deploy", "destroy", "destroy_orphans", "plan", "apply_plan", "render", *self.graph.names}
         for token in self.argv[1:]:
             if token.split(":")[0] in known:
                 return token.split(":")[0]
@@ -244,6 +244,9 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
     def task_destroy() -> Iterator[TaskDict]:
         """Destroy in reverse dependency order, stop at the first failure (--keep STAGE)."""
         keep = set(graph.ancestors(destroy_opts["keep"])) if destroy_opts["keep"] else set()
+        # A whole `doit destroy` also destroys the stages that left the graph, first: they
+        # may need what the stages still in it provide (the cluster).
+        orphans_first = ["destroy_orphans"] if "destroy" in s.argv[1:] else []
         yield {"name": None, "doc": "Destroy every stage not kept", "params": DESTROY_PARAMS}
         for stage in graph.stages:
             if stage.name in keep:
@@ -253,14 +256,31 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
                 "actions": [(failing_cleanly(actions.do_destroy), [s, stage.name])],
                 "task_dep": [
                     "_lock",
+                    *orphans_first,
                     *(f"destroy:{d}" for d in graph.dependents(stage.name) if d not in keep),
                 ],
                 "uptodate": [_destroyed_uptodate(s, stage.name)],
                 "verbosity": 2,
             }
 
+    def task_destroy_orphans() -> TaskDict:
+        """Destroy stages that left the graph (plugin disabled or uninstalled) from their recorded render and state."""
+        return {
+            "actions": [(failing_cleanly(actions.do_destroy_orphans), [s])],
+            "params": [
+                {
+                    "name": "stage",
+                    "long": "stage",
+                    "default": [],
+                    "type": list,
+                    "help": "destroy only this orphan (repeatable; default: every one `doit status` lists)",
+                }
+            ],
+            "verbosity": 2,
+        }
+
     def task_status() -> TaskDict:
-        """Per stage: applied, stale, never applied, failed or destroyed, and when."""
+        """Per stage: applied, stale, never applied, failed or destroyed, and when; orphans too."""
         return {"actions": [(failing_cleanly(actions.do_status), [s])], "verbosity": 2}
 
     def task_why() -> TaskDict:
@@ -391,6 +411,7 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         task_plan,
         task_apply_plan,
         task_destroy,
+        task_destroy_orphans,
         task_status,
         task_why,
         task_graph,

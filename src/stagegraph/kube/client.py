@@ -131,10 +131,15 @@ def _first_line(exc: BaseException) -> str:
 def api_client(access: KubeTarget) -> Any:
     """A `kubernetes.client.ApiClient` for the kubeconfig and context (never the default one)."""
     path = Path(access.kubeconfig_path).expanduser()
+    context = access.context or "the current context"
     if not path.is_file():
+        # The path is the one 02-infrastructure recorded when it was applied (kind writes
+        # it; for `existing` it is where the kubeconfig was found then).
         raise KubeError(
-            f"{access.kubeconfig_path}: kubeconfig file not found; deploy 02-infrastructure first "
-            "(it writes or names the kubeconfig) or fix the path in the config"
+            f"{access.kubeconfig_path}: kubeconfig file not found (context {context}), the one "
+            "02-infrastructure recorded at its last apply; restore it, or re-apply 02-infrastructure "
+            "(`doit 02-infrastructure`) to find it again (existing: existing.kubeconfig, else KUBECONFIG, "
+            "else ~/.kube/config)"
         )
     import yaml
     from kubernetes import config as kube_config
@@ -151,7 +156,8 @@ def api_client(access: KubeTarget) -> Any:
         )
     except (kube_config.ConfigException, yaml.YAMLError) as exc:
         raise KubeError(
-            f"{access.kubeconfig_path}: {_first_line(exc)}; fix the kubeconfig or the context"
+            f"{access.kubeconfig_path} (context {context}): {_first_line(exc)}; fix the kubeconfig "
+            "or existing.kube_context"
         ) from None
     return ApiClient(configuration=configuration)
 

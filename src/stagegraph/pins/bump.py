@@ -219,18 +219,44 @@ def apply_bump(
     new = rewrite_values(old, {p.path: (p.current, p.proposed or p.current) for p in plan.changes}, lockfile)
     _validate(new, lockfile)
     new_log = appended(log, entry(plan, day, stages))
+    # Python pins are also the package's requirements: move pyproject.toml with the lockfile.
+    project_file, project_new = _pyproject_update(plan, lockfile_path)
     try:
         write_atomic(lockfile_path, new)
     except OSError as exc:
         raise LockfileError(f"{lockfile}: cannot write: {exc.strerror}; the lockfile is unchanged") from None
     try:
         write_atomic(changelog_path, new_log)
+        if project_file is not None:
+            write_atomic(project_file, project_new)
     except OSError as exc:
         write_atomic(lockfile_path, old)
+        if log is not None:
+            write_atomic(changelog_path, log)
         raise LockfileError(
-            f"{changelog_path}: cannot write: {exc.strerror}; the lockfile was restored, nothing changed"
+            f"{exc.filename or changelog_path}: cannot write: {exc.strerror}; the lockfile was restored, "
+            "nothing changed"
         ) from None
     return True
+
+
+def _pyproject_update(plan: BumpPlan, lockfile_path: Path) -> tuple[Path | None, str]:
+    """stagegraph's pyproject.toml with the python pins of the plan, computed before any write."""
+    from stagegraph.pins.pyproject import pyproject_of, rewrite_pins
+
+    moves = {
+        p.key.split(".", 1)[1]: (p.current, p.proposed)
+        for p in plan.changes
+        if p.key.startswith("python.") and p.proposed
+    }
+    path = pyproject_of(lockfile_path) if moves else None
+    if path is None:
+        return None, ""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LockfileError(f"{path}: cannot read: {exc.strerror}; nothing written") from None
+    return path, rewrite_pins(text, moves, str(path))
 
 
 def _validate(text: str, lockfile: str) -> None:

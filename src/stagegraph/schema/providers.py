@@ -105,6 +105,14 @@ class LocalProvider(KubeSection):
 class ExistingProvider(KubeSection):
     """A Kubernetes cluster you already run, reached through your kubeconfig."""
 
+    kubeconfig: str | None = Field(
+        None,
+        min_length=1,
+        description="Kubeconfig file of the cluster (relative to the config file's folder). "
+        "null: as kubectl, the KUBECONFIG environment variable (a list of files, merged), "
+        "else ~/.kube/config.",
+    )
+
 
 class Taint(Section):
     """A Kubernetes node taint; also accepted as a string `key=value:Effect`."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
-from stagegraph.stage import RenderContext, Rendered, Stage, StageIO
+from stagegraph.stage import MachineContext, RenderContext, Rendered, Stage, StageIO
 from stagegraph.stages.common import (
     NodeSelector,
     header,
@@ -46,16 +46,53 @@ def render(ctx: RenderContext) -> Rendered:
     return {"main.tf.json": _kind(ctx)}
 
 
+#: The existing cluster's access, found at deploy time (`existing_access`): Terraform
+#: variables of this stage, declared here because only the existing provider has them.
+EXISTING_VARIABLES = {
+    "kubeconfig_path": {
+        "type": "string",
+        "description": "Kubeconfig file holding the context: existing.kubeconfig, else KUBECONFIG, "
+        "else ~/.kube/config (written into stagegraph.tfvars.json at deploy time).",
+    },
+    "kube_context": {
+        "type": "string",
+        "description": "Context of the existing cluster: existing.kube_context, else the current one.",
+    },
+}
+
+
 def _existing(ctx: RenderContext) -> dict[str, Any]:
     m = TerraformModule(sandbox=False, comment=header(NAME))
     m.require(ctx.pins.version("terraform"), {})
-    existing = ctx.config.existing
-    context = existing.kube_context if existing is not None else None
-    m.output("kubeconfig_path", '${pathexpand("~/.kube/config")}', "Kubeconfig of the existing cluster.")
-    m.output("kube_context", literal(context), "Context of the existing cluster.")
-    m.output("cluster_name", literal(context or "existing"), "Name of the cluster.")
+    m.output("kubeconfig_path", "${var.kubeconfig_path}", "Kubeconfig of the existing cluster.")
+    m.output("kube_context", "${var.kube_context}", "Context of the existing cluster.")
+    m.output("cluster_name", "${var.kube_context}", "Name of the cluster (its context).")
     m.output("node_selectors", literal(_selectors(ctx)), "Node selectors per node group.")
-    return m.document()
+    return {**m.document(), "variable": EXISTING_VARIABLES}
+
+
+def existing_access(machine: MachineContext) -> dict[str, Any]:
+    """Deploy time, existing provider only: the kubeconfig file and context, as kubectl finds them."""
+    config = machine.config
+    if config.provider != "existing":
+        return {}
+    from stagegraph.kube.kubeconfig import kubeconfig_source, resolve_kubeconfig
+
+    existing = config.existing
+    source = kubeconfig_source(
+        existing.kubeconfig if existing is not None else None,
+        config_dir=machine.config_dir,
+        config_name=machine.config_name,
+        environ=machine.environ,
+        home=machine.home,
+        cwd=machine.cwd,
+    )
+    target = resolve_kubeconfig(
+        source,
+        existing.kube_context if existing is not None else None,
+        context_field=f"existing.kube_context in {machine.config_name}",
+    )
+    return {"kubeconfig_path": target.kubeconfig_path, "kube_context": target.context}
 
 
 def _kind(ctx: RenderContext) -> dict[str, Any]:
@@ -160,4 +197,5 @@ STAGE = Stage(
     ),
     provider_subdir=True,
     priority=20,
+    machine_inputs=existing_access,
 )
