@@ -45,7 +45,6 @@ def test_every_field_of_the_table_exists_in_the_config_model() -> None:
     ("change", "field"),
     [
         (BASE.replace("type: nfs", "type: cephfs"), "storage.type"),
-        (BASE.replace("ctx-a", "ctx-b"), "existing.kube_context"),
         (BASE.replace("project_name: demo", "project_name: other"), "project_name"),
         (BASE + "namespace: prod\n", "namespace"),
     ],

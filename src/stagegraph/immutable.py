@@ -7,7 +7,9 @@ the field and why it cannot simply change, unless the user passes
 `doit deploy --allow-change FIELD` for exactly that field. The next successful apply
 records the new value, so the flag is needed once.
 
-The table is the single place to add a field (dotted path -> why it is immutable).
+The table is the single place to add a field (dotted path -> why it is immutable). Kube
+contexts are not in it: their names are per machine (a CI runner may call the same
+cluster something else), so they say nothing about which cluster it is.
 """
 
 from __future__ import annotations
@@ -29,8 +31,6 @@ IMMUTABLE: dict[str, str] = {
     "in the old one)",
     "storage.type": "a new storage backend starts empty; the users' files stay on the old one",
     "terraform_state.type": "moving Terraform state between backends is a migration, not a config change",
-    "local.kube_context": "another context is another cluster",
-    "existing.kube_context": "another context is another cluster",
     "amazon_web_services.region": "the cluster and its volumes cannot move region; a new one is built",
     "google_cloud_platform.project": "the cluster cannot move project; a new one is built",
     "google_cloud_platform.region": "the cluster and its volumes cannot move region; a new one is built",
@@ -94,7 +94,7 @@ def check_unchanged(
     accepted: list[str] = []
     for path, (before, stage) in recorded(records).items():
         # None on either side: the field's section was not in use (another provider's), or
-        # it means "the default" (a kube context); only two real values can disagree.
+        # it means "the default"; only two real values can disagree.
         if path not in now or now[path] == before or before is None or now[path] is None:
             continue
         change = f"{path}: {before!r} -> {now[path]!r}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from functools import wraps
 from pathlib import Path
@@ -94,19 +95,23 @@ class Session:
             self.load_error = exc
             self.graph = build_graph(BUILTIN_STAGES)
         self._runtime: Any = None
+        # doit's threads (render tasks beside the preflight) ask for the runtime at once:
+        # two runtimes would split the run summary, and the one written could be empty.
+        self._runtime_lock = threading.Lock()
 
     def runtime(self) -> Any:
         if self.load_error is not None:
             raise self.load_error
-        if self._runtime is None:
-            from stagegraph.console import Console
-            from stagegraph.deploy import Runtime
-            from stagegraph.summary import RunSummary
+        with self._runtime_lock:
+            if self._runtime is None:
+                from stagegraph.console import Console
+                from stagegraph.deploy import Runtime
+                from stagegraph.summary import RunSummary
 
-            command = self.command_name()
-            summary = RunSummary(command)
-            self._runtime = Runtime(self.project, Console(stage_names=self.graph.names), summary)
-            atexit.register(self._write_summary)
+                command = self.command_name()
+                summary = RunSummary(command)
+                self._runtime = Runtime(self.project, Console(stage_names=self.graph.names), summary)
+                atexit.register(self._write_summary)
         return self._runtime
 
     def command_name(self) -> str:
