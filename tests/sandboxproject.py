@@ -141,11 +141,11 @@ class SandboxProject:
 
     def stage_dir(self, name: str) -> Path:
         matches = [
-            p for p in (self.root / "rendered").glob(f"{name}/**") if (p / ".stagegraph-render.json").exists()
+            p for p in (self.root / "stages").glob(f"{name}/**") if (p / ".stagegraph-render.json").exists()
         ]
         matches += (
-            [self.root / "rendered" / name]
-            if (self.root / "rendered" / name / ".stagegraph-render.json").exists()
+            [self.root / "stages" / name]
+            if (self.root / "stages" / name / ".stagegraph-render.json").exists()
             else []
         )
         assert matches, f"{name} not rendered"

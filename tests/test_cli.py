@@ -42,7 +42,7 @@ def test_unknown_key_did_you_mean_and_list_still_works(project: SandboxProject) 
     assert "04-kubernetes-ingress" in project.doit("list").stdout
     # ...but nothing is rendered or applied from it.
     proc = project.doit("deploy", check=False)
-    assert proc.returncode != 0 and not (project.root / "rendered").exists()
+    assert proc.returncode != 0 and not (project.root / "stages").exists()
 
 
 def test_other_config_by_variable_and_environment(project: SandboxProject) -> None:
@@ -86,7 +86,7 @@ def test_graph_lists_dependencies_and_writes_svg(project: SandboxProject) -> Non
 
 def test_render_writes_nebari_layout(project: SandboxProject) -> None:
     project.doit("render")
-    rendered = project.root / "rendered"
+    rendered = project.root / "stages"
     assert (rendered / "01-terraform-state" / "sandbox" / "main.tf.json").exists()
     assert (rendered / "02-infrastructure" / "sandbox" / "main.tf.json").exists()
     assert (rendered / "04-kubernetes-ingress" / "main.tf.json").exists()

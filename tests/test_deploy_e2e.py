@@ -44,7 +44,7 @@ def test_first_deploy_applies_every_stage_and_records_typed_outputs(deployed: Sa
 
 
 def test_rendered_stage_has_a_variables_file_for_hand_deploys(deployed: SandboxProject) -> None:
-    stage_dir = deployed.root / "rendered" / "04-kubernetes-ingress"
+    stage_dir = deployed.root / "stages" / "04-kubernetes-ingress"
     tfvars = json.loads((stage_dir / "stagegraph.tfvars.json").read_text())
     assert tfvars == {
         "kube_context": "kind-demo-dev",
@@ -122,7 +122,7 @@ def test_stop_at_and_named_stage(fresh: SandboxProject) -> None:
 def test_terraform_failure_stops_the_run_and_the_rerun_resumes_there(fresh: SandboxProject) -> None:
     fresh.doit("render")
     fresh.doit("deploy", "--stop-at", "04-kubernetes-ingress")
-    main = fresh.root / "rendered" / "05-kubernetes-keycloak" / "main.tf.json"
+    main = fresh.root / "stages" / "05-kubernetes-keycloak" / "main.tf.json"
     doc = json.loads(main.read_text())
     doc["output"]["keycloak_url"]["value"] = "${terraform_data.nope.output}"
     main.write_text(json.dumps(doc))
@@ -186,7 +186,7 @@ def test_concurrent_deploy_is_refused_at_once(fresh: SandboxProject) -> None:
 def test_destroy_in_reverse_order_stops_on_failure_resumes_and_keeps(fresh: SandboxProject) -> None:
     fresh.doit("deploy")
     # Break 07's destroy: its directory no longer parses.
-    main = fresh.root / "rendered" / "07-kubernetes-services" / "main.tf.json"
+    main = fresh.root / "stages" / "07-kubernetes-services" / "main.tf.json"
     good = main.read_text()
     main.write_text("{ not json")
     proc = fresh.doit("-n", "1", "destroy", "--keep", "02-infrastructure", check=False)

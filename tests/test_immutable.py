@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stagegraph.configfile import parse_config
-from stagegraph.immutable import IMMUTABLE, ImmutableFieldError, check_unchanged, identity
+from stagegraph.immutable import IMMUTABLE, ImmutableFieldError, check_unchanged, immutable_values
 from stagegraph.records import RecordStore, StageRecord
 from stagegraph.schema.config import NebariConfig
 
@@ -27,7 +27,7 @@ def applied(tmp_path: Path, cfg: NebariConfig, stage: str = "02-infrastructure",
         outputs={},
         attempted_at=datetime.now(UTC),
         applied_at=datetime.now(UTC) - timedelta(minutes=age),
-        identity=identity(cfg),
+        immutable=immutable_values(cfg),
     )
 
 

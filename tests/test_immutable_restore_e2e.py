@@ -19,7 +19,7 @@ def test_immutable_field_change_is_refused_before_terraform_then_allowed(tmp_pat
     project.doit("deploy")
     records = {p.name: p.read_bytes() for p in (project.state_dir / "records").glob("*.json")}
     logs = log_times(project)
-    assert json.loads(records["01-terraform-state.json"])["identity"]["project_name"] == "demo"
+    assert json.loads(records["01-terraform-state.json"])["immutable"]["project_name"] == "demo"
 
     project.edit_config(lambda c: c.update(project_name="renamed"))
     refused = project.doit("deploy", check=False)
@@ -42,7 +42,7 @@ def test_immutable_field_change_is_refused_before_terraform_then_allowed(tmp_pat
     assert "project_name: 'demo' -> 'renamed' (allowed by --allow-change)" in allowed.stdout
     assert project.applied_in_last_run()  # it went ahead
     assert (
-        json.loads((project.state_dir / "records" / "01-terraform-state.json").read_text())["identity"][
+        json.loads((project.state_dir / "records" / "01-terraform-state.json").read_text())["immutable"][
             "project_name"
         ]
         == "renamed"

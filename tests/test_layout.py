@@ -22,13 +22,26 @@ def test_root_folders_are_not_packages() -> None:
         assert not (ROOT / name / "__init__.py").exists(), f"{name}/__init__.py would shadow a top-level name"
 
 
-def test_code_is_importable_only_under_one_root() -> None:
-    import stagegraph.plugins.manager
-    import stagegraph.schema.config
-    import stagegraph.stages.builtin
-
-    for module in (stagegraph.stages.builtin, stagegraph.schema.config, stagegraph.plugins.manager):
-        assert module.__name__.startswith("stagegraph.")
+def test_code_is_importable_only_under_one_root(tmp_path: Path) -> None:
+    """With the project root first on sys.path (as doit puts it), every module of the
+    package is loaded once, as `stagegraph.*`: no file of it also runs under a second
+    name (`stages.builtin`), which would make two copies of every registry and class."""
+    project = SandboxProject.create(tmp_path / "p")
+    code = (
+        "import sys, pathlib; sys.path.insert(0, '.');"
+        "import stagegraph, stagegraph.tasks, stagegraph.stages.builtin, stagegraph.schema.config;"
+        "import stagegraph.plugins.manager;"
+        "pkg = pathlib.Path(stagegraph.__file__).parent.resolve();"
+        "mods = [(n, pathlib.Path(m.__file__).resolve()) for n, m in list(sys.modules.items())"
+        " if getattr(m, '__file__', None)];"
+        "ours = [(n, f) for n, f in mods if pkg in f.parents];"
+        "print(len(ours)); print(*sorted(n for n, f in ours if not n.startswith('stagegraph')))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=project.root, capture_output=True, text=True, check=True
+    )
+    count, strays = proc.stdout.splitlines()
+    assert int(count) > 20 and strays == ""
 
 
 def test_stdlib_secrets_wins_with_the_project_root_first_on_sys_path(tmp_path: Path) -> None:

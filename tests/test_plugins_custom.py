@@ -125,7 +125,7 @@ def project(tmp_path: Path) -> SandboxProject:
 
 
 def ledger(p: SandboxProject) -> list[str]:
-    path = p.root / "rendered" / "047-ledger" / "ledger.log"
+    path = p.root / "stages" / "047-ledger" / "ledger.log"
     return path.read_text().splitlines() if path.exists() else []
 
 
@@ -145,8 +145,8 @@ def test_it_deploys_incrementally_and_its_outputs_reach_later_stages(project: Sa
     assert records["047-ledger"]["outputs"] == {"entries": 1, "domain": "demo.example.com"}
     assert records["047-ledger"]["runner"] == "custom stage (ledger)"
     assert records["048-seen"]["outputs"] == {"seen": 1}
-    assert (p.root / "rendered" / "049-echo" / "echo.txt").read_text() == "ledger has 1 entries\n"
-    descriptor = json.loads((p.root / "rendered" / "047-ledger" / "stage.json").read_text())
+    assert (p.root / "stages" / "049-echo" / "echo.txt").read_text() == "ledger has 1 entries\n"
+    descriptor = json.loads((p.root / "stages" / "047-ledger" / "stage.json").read_text())
     assert descriptor["inputs"] == {"domain": "demo.example.com"}
 
     deploy(p)  # nothing changed: the custom stage's steps do not run again

@@ -67,7 +67,7 @@ def test_a_replacement_for_a_builtin_stage_takes_over(tmp_path: Path) -> None:
         "domain": "demo.example.com",
         "certificate_type": "self-signed",
     }
-    rendered = (p.root / "rendered" / "04-kubernetes-ingress" / "main.tf.json").read_text()
+    rendered = (p.root / "stages" / "04-kubernetes-ingress" / "main.tf.json").read_text()
     assert "my own ingress" in rendered and "traefik" not in rendered
 
 

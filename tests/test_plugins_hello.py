@@ -1,14 +1,16 @@
 """The example plugin, installed with pip into a fresh environment, deploying the sandbox.
 
 What a user does: `pip install plugins/examples/stagegraph-hello`, enable it in the config,
-`doit list`, `doit deploy`, `doit hello`. The environment is a new venv that sees this
-Python's packages (stagegraph and its dependencies) and gets only the plugin installed, from
-a copy of its folder, offline (no index, no build isolation).
+`doit list`, `doit deploy`, `doit hello`. The environment is a new venv that sees the
+packages of the Python running the tests (stagegraph and its dependencies, whether that
+Python is a venv or not) and gets only the plugin installed, from a copy of its folder,
+offline (no index, no build isolation).
 """
 
 from __future__ import annotations
 
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -28,10 +30,22 @@ def venv_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     # Install from a copy: setuptools writes build/ and *.egg-info next to the sources.
     source = shutil.copytree(PLUGIN, where / "src", ignore=shutil.ignore_patterns("build", "*.egg-info"))
     venv = where / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True
-    )
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = str(venv / "bin" / "python")
+    # The new venv must see *this* interpreter's packages (stagegraph, setuptools, wheel).
+    # `--system-site-packages` would not do it when this is itself a venv: the new one gets
+    # the base interpreter's site-packages. A .pth line runs `site.addsitedir` for each of
+    # ours, which also processes their own .pth files (the editable install of stagegraph).
+    own = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    ours = [d for d in [*site.getsitepackages(), site.getusersitepackages()] if Path(d).is_dir()]
+    Path(own, "_outer_site_packages.pth").write_text(
+        "".join(f"import site; site.addsitedir({d!r})\n" for d in ours)
+    )
     proc = subprocess.run(
         [
             python,

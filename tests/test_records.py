@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -188,15 +187,12 @@ def test_threads_writing_their_own_stages(tmp_path: Path) -> None:
     assert all(r.fingerprint == "fp-19" for r in records.values())
 
 
-def test_reading_500_records_is_cheap(tmp_path: Path) -> None:
+def test_reading_500_records_gives_each_back(tmp_path: Path) -> None:
+    # How long this takes is `doit bench`'s business; a test checks what comes back.
     store = RecordStore(tmp_path)
     base = _success(store)
     for i in range(500):
         store.put(base.model_copy(update={"stage": f"stage-{i:03d}"}))
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        records = RecordStore(tmp_path).all()
-        best = min(best, time.perf_counter() - t0)
+    records = RecordStore(tmp_path).all()
     assert len(records) == 501
-    assert best < 0.1, f"reading 501 records took {best * 1000:.0f} ms"
+    assert records["stage-123"] == base.model_copy(update={"stage": "stage-123"})

@@ -73,8 +73,12 @@ def test_write_run_file_and_last_run(tmp_path: Path) -> None:
         "status": "applied",
         "duration_s": 1.5,
         "reason": "because applied",
-        "finished_at": doc["stages"][0]["finished_at"],
+        "finished_at": doc["stages"][0]["finished_at"],  # checked below: not a constant
     }
+    for stage in doc["stages"]:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stage["finished_at"])
+        # A stage finishes within its run (ISO UTC stamps compare as strings).
+        assert doc["started_at"] <= stage["finished_at"] <= doc["finished_at"]
     # Writing again (at exit, after an explicit write) updates the same run file.
     summary.add("late", "applied", 0.1)
     assert summary.write(tmp_path) == path

@@ -145,6 +145,19 @@ def do_why(s: Session, stages: Sequence[str]) -> None:
         print("\n".join(why(s.project, name)))
 
 
+def do_forget_state(s: Session, stages: Sequence[str]) -> None:
+    from stagegraph.tfstate import forget_state
+
+    if s.load_error is not None:
+        raise s.load_error
+    if not stages:
+        raise StagegraphError("name a stage: doit forget_state STAGE (see `doit status`)")
+    s.hold_lock("forget_state")
+    for name in stages:
+        stage = s.graph[name]  # unknown stage: error listing the known ones
+        print(f"{name}: {forget_state(s.project.records, name, s.project.stage_dir(stage))}")
+
+
 def do_graph(s: Session, svg: str, dot: str) -> None:
     from stagegraph.graphview import NodeInfo, render_dot, render_svg
     from stagegraph.info import format_info

@@ -51,6 +51,79 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
         return result
 
 
+#: Bounds on what reading a config may cost. A real config has a few thousand nodes; YAML
+#: aliases can make a few hundred bytes expand to billions (an "alias bomb") that every
+#: later walk over the data (validation, plaintext checks, digests) pays for.
+MAX_BYTES = 4 * 1024 * 1024
+MAX_NODES = 200_000
+MAX_DEPTH = 64
+
+
+class _TooCostly(yaml.MarkedYAMLError):
+    """The document exceeds a bound on size, expanded size or depth."""
+
+
+def _check_cost(root: yaml.Node) -> None:
+    """Refuse a node graph whose expansion (every alias copied out) is too big or too deep.
+
+    Iterative, memoised per node: linear in the distinct nodes however large the
+    expansion, and no recursion limit to hit on a deeply nested document.
+    """
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if done:
+            on_path.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in children)
+            depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
+            if size[key] > MAX_NODES or depth[key] > MAX_DEPTH:
+                what = (
+                    f"more than {MAX_NODES} values once its aliases are expanded"
+                    if size[key] > MAX_NODES
+                    else f"nested more than {MAX_DEPTH} levels deep"
+                )
+                raise _TooCostly(problem=f"the document is {what}", problem_mark=node.start_mark)
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise _TooCostly(problem="an alias refers to itself", problem_mark=node.start_mark)
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in size)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def load_yaml_bounded(text: str) -> Any:
+    """`yaml.safe_load` with duplicate keys refused and the cost bounds above enforced.
+
+    Raises `yaml.YAMLError` (a `MarkedYAMLError` with a position where there is one).
+    """
+    if len(text) > MAX_BYTES:
+        raise _TooCostly(problem=f"the file is larger than {MAX_BYTES // (1024 * 1024)} MiB")
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_cost(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def resolve_config_path(explicit: str | None, env: Mapping[str, str], root: Path) -> Path:
     """The config to use: an explicit path, else $STAGEGRAPH_CONFIG, else nebari-config.yaml.
 
@@ -107,7 +180,7 @@ def parse_config(text: str, filename: str) -> NebariConfig:
 
 def _load_yaml(text: str, filename: str) -> dict[str, Any]:
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader subclass
+        data = load_yaml_bounded(text)
     except yaml.MarkedYAMLError as err:
         where = f"{_at(err.problem_mark)}: " if err.problem_mark is not None else ""
         what = err.problem or "invalid YAML"
@@ -115,7 +188,13 @@ def _load_yaml(text: str, filename: str) -> dict[str, Any]:
             # "while scanning a quoted scalar" + where it started: often where the mistake is.
             started = f" at {_at(err.context_mark)}" if err.context_mark is not None else ""
             what = f"{what} ({err.context}{started})"
-        fix = "remove one of them" if isinstance(err, _DuplicateKey) else "fix the YAML there"
+        fix = (
+            "remove one of them"
+            if isinstance(err, _DuplicateKey)
+            else "write the values out instead of through so many aliases, or split the file"
+            if isinstance(err, _TooCostly)
+            else "fix the YAML there"
+        )
         raise ConfigError(filename, [f"{filename}: {where}{what}; {fix}"]) from None
     except yaml.YAMLError as err:
         raise ConfigError(filename, [f"{filename}: invalid YAML ({err}); fix the file"]) from None

@@ -28,11 +28,13 @@ from stagegraph.fingerprint import (
     render_inputs_of,
     rendered_files,
 )
-from stagegraph.immutable import identity
+from stagegraph.immutable import immutable_values
 from stagegraph.inputs import current_inputs, secret_env, upstream_outputs, variables_for
 from stagegraph.records import PlanInfo, StageRecord
 from stagegraph.stage import CheckContext, Stage, Upstream
 from stagegraph.status import is_up_to_date
+from stagegraph.tfprocess import ShuttingDownError, stopping
+from stagegraph.tfstate import StateError, check_state, identity_after_apply
 
 if TYPE_CHECKING:
     from stagegraph.console import Console
@@ -100,7 +102,8 @@ def _progress_filter(write: Callable[[str], None]) -> Callable[[str], None]:
         return write
 
     def show(line: str) -> None:
-        if any(marker in line for marker in _PROGRESS):
+        # Once a signal stopped the run, Terraform's "interrupted" errors stay in the log.
+        if any(marker in line for marker in _PROGRESS) and not stopping():
             write(line.strip())
 
     return show
@@ -199,7 +202,9 @@ def apply_stage(rt: Runtime, name: str) -> None:
         inputs = deploy_inputs(stage, files, variables, project.lock, digests, render_inputs_of(stage_dir))
         fp = fingerprint(inputs)
         actions_due = has_upgrade_actions(project, name)
-        if record is not None and record.status == "applied" and record.fingerprint == fp and not actions_due:
+        older_state = check_state(name, stage_dir, record.state if record else None)
+        fresh = record is not None and record.status == "applied" and record.fingerprint == fp
+        if fresh and not older_state and not actions_due:
             # doit's database can be lost (SIGKILL); our record still says done.
             rt.summary.add(name, "skipped", 0.0, "up to date")
             rt.console.line(name, "up to date")
@@ -212,6 +217,12 @@ def apply_stage(rt: Runtime, name: str) -> None:
         result = driver_of(stage).apply(ctx)
         outputs = _validated_outputs(stage, result.outputs)
         _run_check(rt, stage, outputs)
+    except StateError as exc:
+        # Refused before anything ran: the record stays as it is (still "state lost").
+        rt.summary.add(name, "failed", 0.0, str(exc))
+        raise
+    except ShuttingDownError:
+        raise  # not started: the run is stopping; the next deploy applies it
     except StagegraphError as exc:
         record_failure(rt, stage, started, time.monotonic() - t0, exc, ctx.log_path if ctx else None)
         raise
@@ -226,7 +237,8 @@ def apply_stage(rt: Runtime, name: str) -> None:
         log=ctx.log_path,
         runner=result.runner,
         init_digest=result.init_digest,
-        identity=identity(project.config),
+        immutable=immutable_values(project.config),
+        state=identity_after_apply(stage_dir),
         source=stage.source,
     )
     reason = "; ".join(changed_inputs(record.inputs, inputs)[:3]) if record else "first apply"
@@ -292,7 +304,8 @@ def record_failure(
     message = prefix + (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     rt.project.records.record_failure(stage.name, message, log, attempted_at=started, duration_s=duration)
     rt.summary.add(stage.name, "failed", duration, message)
-    rt.console.show_failure(stage.name, message, list(getattr(exc, "tail", []) or []), log)
+    if not stopping():  # interrupted by a signal: its one line is all the user needs
+        rt.console.show_failure(stage.name, message, list(getattr(exc, "tail", []) or []), log)
 
 
 # --- plan ---------------------------------------------------------------------------------
@@ -308,6 +321,7 @@ def plan_stage(rt: Runtime, name: str) -> None:
     env, digests = secret_env(project, stage)
     inputs = deploy_inputs(stage, files, variables, project.lock, digests, render_inputs_of(stage_dir))
     record = project.records.get(name)
+    check_state(name, stage_dir, record.state if record else None)
     rt.console.start(name)
     t0 = time.monotonic()
     ctx = stage_context(rt, stage, "plan", variables, env, record)
@@ -354,11 +368,20 @@ def apply_plan(rt: Runtime, name: str) -> None:
             return
         raise DeployError(f"stage {name} has no saved plan; run `doit plan` first")
     plan = record.plan
+    # The record is a file in the deployment folder, so untrusted: the plan it names must be
+    # the stage's own plan file, which is then the only file this touches.
+    plan_path = project.stage_dir(stage) / PLAN_FILE
+    if Path(plan.path) != plan_path:
+        raise DeployError(
+            f"{project.records.path(name)}: plan.path: {plan.path!r} is not this stage's plan file "
+            f"{plan_path}; run `doit plan` again"
+        )
     if plan.used_mock:
         raise DeployError(
             f"stage {name}: its saved plan was made against mock outputs of stages that were not "
             "applied then; run `doit plan` again now that they are (or use `doit deploy`)"
         )
+    check_state(name, project.stage_dir(stage), record.state)
     inputs = current_inputs(project, stage)
     if fingerprint(inputs) != plan.fingerprint:
         raise DeployError(f"stage {name}: inputs changed since its plan was made; run `doit plan` again")
@@ -371,7 +394,7 @@ def apply_plan(rt: Runtime, name: str) -> None:
         _run_preflight(rt, stage)
         run_upgrade_actions(rt, stage, "before")
         take_snapshot(rt, stage, record)
-        result = driver_of(stage).apply_plan(ctx, Path(plan.path))
+        result = driver_of(stage).apply_plan(ctx, plan_path)
         outputs = _validated_outputs(stage, result.outputs)
         _run_check(rt, stage, outputs)
     except StagegraphError as exc:
@@ -388,10 +411,11 @@ def apply_plan(rt: Runtime, name: str) -> None:
         log=ctx.log_path,
         runner=result.runner,
         init_digest=result.init_digest,
-        identity=identity(project.config),
+        immutable=immutable_values(project.config),
+        state=identity_after_apply(project.stage_dir(stage)),
         source=stage.source,
     )
-    Path(plan.path).unlink(missing_ok=True)
+    plan_path.unlink(missing_ok=True)
     run_upgrade_actions(rt, stage, "after")
     rt.summary.add(name, "applied", duration, "saved plan")
     rt.console.finish(name, "applied (saved plan)", duration)

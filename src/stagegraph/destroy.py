@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 from stagegraph.deploy import Runtime, driver_of, now, record_failure, stage_context
 from stagegraph.inputs import secret_env, variables_for
+from stagegraph.tfstate import StateError, check_state
 
 
 def is_destroyed(project: Project, name: str) -> bool:
@@ -39,10 +40,16 @@ def destroy_stage(rt: Runtime, name: str) -> None:
     rt.console.start(name)
     ctx: StageContext | None = None
     try:
+        # A missing or foreign state would make Terraform destroy nothing and report success.
+        check_state(name, project.stage_dir(stage), record.state)
         variables, _ = variables_for(project, stage)
         env, _ = secret_env(project, stage)
         ctx = stage_context(rt, stage, "destroy", variables, env, record)
         driver_of(stage).destroy(ctx)
+    except StateError as exc:
+        # Refused before anything ran: the record stays as it is (still "state lost").
+        rt.summary.add(name, "failed", 0.0, str(exc))
+        raise
     except StagegraphError as exc:
         record_failure(
             rt,

@@ -6,6 +6,8 @@ from typing import Any
 
 from doit.reporter import ConsoleReporter
 
+from stagegraph.doitdb import DOIT_DB
+
 
 class StagegraphReporter(ConsoleReporter):  # type: ignore[misc]
     """doit's console reporter, minus the noise around our own stage output.
@@ -39,5 +41,5 @@ DOIT_CONFIG: dict[str, Any] = {
     "reporter": StagegraphReporter,
     "verbosity": 2,
     "backend": "json",
-    "dep_file": ".stagegraph/doit-db.json",
+    "dep_file": DOIT_DB,
 }

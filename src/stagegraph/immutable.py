@@ -1,7 +1,7 @@
 """Fields whose change would replace the cluster or lose data, checked before any apply.
 
 Each applied stage records the values of these fields it was applied with (its record's
-`identity`). Before a deploy runs any Terraform, the current config is compared with the
+`immutable`). Before a deploy runs any Terraform, the current config is compared with the
 newest applied record holding each field; a difference is refused with one line naming
 the field and why it cannot simply change, unless the user passes
 `doit deploy --allow-change FIELD` for exactly that field. The next successful apply
@@ -56,7 +56,7 @@ _EFFECTIVE: dict[str, Callable[[NebariConfig, Any], Any]] = {
 }
 
 
-def identity(config: NebariConfig) -> dict[str, Any]:
+def immutable_values(config: NebariConfig) -> dict[str, Any]:
     """The value in effect of every immutable field (None where its section is not in use)."""
     out: dict[str, Any] = {}
     for path in IMMUTABLE:
@@ -72,7 +72,7 @@ def recorded(records: Mapping[str, StageRecord]) -> dict[str, tuple[Any, str]]:
     applied = [r for r in records.values() if r.applied_at is not None and r.status != "destroyed"]
     out: dict[str, tuple[Any, str]] = {}
     for record in sorted(applied, key=lambda r: r.applied_at or r.attempted_at):
-        for path, value in record.identity.items():
+        for path, value in record.immutable.items():
             out[path] = (value, record.stage)  # later records overwrite earlier ones
     return out
 
@@ -90,7 +90,7 @@ def check_unchanged(
         raise ImmutableFieldError(
             f"--allow-change {unknown[0]}: not a field that needs it; those are {', '.join(IMMUTABLE)}"
         )
-    now = identity(config)
+    now = immutable_values(config)
     accepted: list[str] = []
     for path, (before, stage) in recorded(records).items():
         # None on either side: the field's section was not in use (another provider's), or

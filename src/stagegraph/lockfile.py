@@ -114,13 +114,22 @@ def load_lockfile(path: Path) -> Lockfile:
         ) from None
     except OSError as exc:
         raise LockfileError(f"{path}: cannot read lockfile: {exc.strerror}") from None
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    except UnicodeDecodeError as exc:
+        raise LockfileError(
+            f"{path}: not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8 "
+            f"or restore it from git (git checkout -- {path})"
+        ) from None
+    from stagegraph.configfile import load_yaml_bounded
+
     try:
-        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+        data = load_yaml_bounded(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise LockfileError(f"{path}: not valid YAML{where}; fix the syntax") from None
+        problem = getattr(exc, "problem", None)
+        raise LockfileError(
+            f"{path}: not valid YAML{where}{': ' + problem if problem else ''}; fix it"
+        ) from None
     if not isinstance(data, dict):
         raise LockfileError(f"{path}: the top level must be a mapping of pin groups")
     try:

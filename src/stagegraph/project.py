@@ -77,9 +77,11 @@ class Project:
         """
         import yaml
 
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # a safe loader, C when built
+        from stagegraph.configfile import load_yaml_bounded
+
         try:
-            data = yaml.load(self.config_path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
+            # Bounded like the validating read: an alias bomb must not hang `doit list`.
+            data = load_yaml_bounded(self.config_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             return {}  # the actions' validation reports the real problem
         return data if isinstance(data, dict) else {}
@@ -99,7 +101,16 @@ class Project:
 
     @property
     def output_root(self) -> Path:
-        return self.root / self.config.stagegraph.output_directory
+        from stagegraph.confine import OutsideError, is_within
+
+        out = self.root / self.config.stagegraph.output_directory
+        if not is_within(out, self.root):
+            # The config's value is checked by its model; a committed symlink is not.
+            raise OutsideError(
+                f"{out}: stagegraph.output_directory leads outside the deployment folder "
+                f"{self.root} through a symlink; make it a plain folder"
+            )
+        return out
 
     def stage_dir(self, stage: Stage) -> Path:
         return self.output_root / stage.directory(self.config.provider)

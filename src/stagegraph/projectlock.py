@@ -9,8 +9,11 @@ whoever comes second; that file is informational only and may outlive a killed h
 
 Within one process the lock is re-entrant (counted): several doit tasks of one run each
 make sure they hold it. Caveats: flock is per machine (it does not protect a state
-directory shared over NFS between hosts), and the descriptor is close-on-exec so terraform
-subprocesses never inherit it (a survivor would otherwise keep the lock after we die).
+directory shared over NFS between hosts). The descriptor is close-on-exec, except that
+Terraform children are handed it on purpose (`held_fds`, see `stagegraph.tfprocess`): the
+lock is the open file's, so it stays held until the holder *and* every Terraform it started
+have exited - a deploy killed with SIGKILL cannot let a second deploy in while its
+Terraform is still stopping.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,11 +132,33 @@ _registry_lock = threading.Lock()
 _held: dict[str, _Held] = {}
 
 
+#: Threads forking a Terraform child right now (`handing_down`): that child keeps the lock.
+_handing_down: set[int] = set()
+
+
+@contextlib.contextmanager
+def handing_down() -> Iterator[tuple[int, ...]]:
+    """Around starting a child that must share the lock: yields the fds to pass it.
+
+    Such a child is started with a `preexec_fn` (for its parent-death signal), which makes
+    CPython run the at-fork hooks in it; this tells `_forget_after_fork` to leave it the lock.
+    """
+    ident = threading.get_ident()
+    _handing_down.add(ident)
+    try:
+        yield held_fds()
+    finally:
+        _handing_down.discard(ident)
+
+
 def _forget_after_fork() -> None:
     # A forked child inherits the descriptor, and with it a share of the lock. Close it
     # (close, not LOCK_UN: unlocking would free the parent's lock too), so the lock dies
     # with the parent, and start with an empty table and a fresh mutex (another thread may
-    # have held the old one at fork time).
+    # have held the old one at fork time). Not in a Terraform child about to exec: it is
+    # meant to hold the lock until it exits (see `handing_down`).
+    if threading.get_ident() in _handing_down:
+        return
     global _registry_lock, _process_guard
     for held in _held.values():
         with contextlib.suppress(OSError):
@@ -177,6 +203,12 @@ def _drop(held: _Held) -> None:
         remove_if_exists(held.info_path)
     with contextlib.suppress(OSError):
         os.close(held.fd)  # releases the flock
+
+
+def held_fds() -> tuple[int, ...]:
+    """Descriptors of the project locks this process holds, for children to inherit."""
+    with _registry_lock:
+        return tuple(held.fd for held in _held.values())
 
 
 def _key(root: Path) -> str:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from stagegraph.atomic import remove_if_exists, write_atomic
 from stagegraph.errors import StagegraphError
+from stagegraph.tfstate import StateIdentity
 
 RECORDS_DIR = "records"
 RECORD_MODE = 0o600
@@ -67,7 +68,10 @@ class StageRecord(BaseModel):
     init_digest: str | None
     plan: PlanInfo | None
     #: Values of the immutable fields (`stagegraph.immutable`) at the last successful apply.
-    identity: dict[str, Any] = {}
+    immutable: dict[str, Any] = {}
+    #: The local Terraform state the last successful apply left (None: none to check,
+    #: such as a remote backend, or a record older than this field).
+    state: StateIdentity | None = None
     #: Who brought the stage ("stagegraph" or a plugin's name), so that a stage which left
     #: the graph can say which plugin to enable again. None in records of older releases.
     source: str | None = None
@@ -208,7 +212,8 @@ class RecordStore:
         runner: str | None = None,
         init_digest: str | None = None,
         applied_at: datetime | None = None,
-        identity: dict[str, Any] | None = None,
+        immutable: dict[str, Any] | None = None,
+        state: StateIdentity | None = None,
         source: str | None = None,
     ) -> StageRecord:
         """Write the record of a successful apply (any saved plan is spent by it)."""
@@ -226,7 +231,8 @@ class RecordStore:
             runner=runner,
             init_digest=init_digest,
             plan=None,
-            identity=dict(identity or {}),
+            immutable=dict(immutable or {}),
+            state=state,
             source=source,
         )
         self.put(record)

@@ -23,6 +23,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
 from stagegraph.atomic import write_atomic
+from stagegraph.confine import OutsideError, inside, is_within
 from stagegraph.errors import RenderError
 from stagegraph.lockfile import Lockfile, pin_digest
 from stagegraph.stage import RenderContext, Stage
@@ -174,8 +175,23 @@ def is_current(stage_dir: Path, digest: str) -> bool:
 def write_stage(out_root: Path, rendered: RenderedStage) -> WriteResult:
     """Write a rendered stage: all new files or none, then drop stale ones."""
     stage_dir = out_root / rendered.directory
+    manifest_path = stage_dir / MANIFEST
+    if not is_within(stage_dir, out_root):
+        raise OutsideError(
+            f"{stage_dir}: the stage folder leads outside {out_root} through a symlink; "
+            "replace that link with a plain folder and render again"
+        )
+    for name in rendered.files:
+        inside(stage_dir, name, f"stage {rendered.stage}'s render")
     old = read_manifest(stage_dir) or {}
-    old_files = set(old.get("files", {}))
+    old_listed = old.get("files", {})
+    # The manifest is committed with the render, so it is untrusted: every stale name must
+    # stay inside the stage folder, checked before anything is written.
+    stale = {
+        name: inside(stage_dir, name, f"{manifest_path}: files")
+        for name in (old_listed if isinstance(old_listed, dict) else {})
+        if name not in rendered.files
+    }
     changed = {
         name: data for name, data in rendered.files.items() if not _same_content(stage_dir / name, data)
     }
@@ -204,10 +220,10 @@ def write_stage(out_root: Path, rendered: RenderedStage) -> WriteResult:
         "files": {name: file_digest(data) for name, data in sorted(rendered.files.items())},
     }
     _write_manifest(stage_dir, manifest)
-    removed = sorted(old_files - set(rendered.files))
-    for name in removed:
-        (stage_dir / name).unlink(missing_ok=True)
-    return WriteResult(tuple(sorted(changed)), tuple(removed))
+    for path in stale.values():
+        if not path.is_dir() or path.is_symlink():
+            path.unlink(missing_ok=True)
+    return WriteResult(tuple(sorted(changed)), tuple(sorted(stale)))
 
 
 def _same_content(path: Path, data: bytes) -> bool:

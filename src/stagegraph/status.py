@@ -13,17 +13,23 @@ from stagegraph.fingerprint import (
 )
 from stagegraph.render import read_manifest
 from stagegraph.stage import Stage
+from stagegraph.tfstate import StateError, check_state
 
 if TYPE_CHECKING:
     from stagegraph.project import Project
 
 from stagegraph.inputs import current_inputs
 
+#: Said of a stage whose first apply failed: Terraform may have created part of it.
+FIRST_APPLY_FAILED = (
+    "resources of its first apply may already exist; the next deploy retries it, `doit destroy` removes them"
+)
+
 
 @dataclass(frozen=True)
 class StageState:
     stage: str
-    state: str  # applied | stale | never applied | failed | destroyed | unknown
+    state: str  # applied | stale | never applied | failed | destroyed | state lost | unknown
     applied_at: datetime | None
     reasons: tuple[str, ...]
 
@@ -38,14 +44,22 @@ def stage_state(project: Project, name: str, *, fresh: bool = False) -> StageSta
         return StageState(name, "never applied", None, ())
     if record.status == "destroyed":
         return StageState(name, "destroyed", record.applied_at, ())
+    try:
+        older_state = check_state(name, project.stage_dir(stage), record.state)
+    except StateError as exc:
+        return StageState(name, "state lost", record.applied_at, (str(exc),))
     if record.status == "failed":
         if record.applied_at is None:
-            return StageState(name, "never applied", None, (record.error or "",))
+            if record.log is None:  # only ever planned, or stopped before anything ran
+                return StageState(name, "never applied", None, (record.error or "",))
+            return StageState(name, "failed", None, (record.error or "", FIRST_APPLY_FAILED))
         return StageState(name, "failed", record.applied_at, (record.error or "",))
     try:
         now = current_inputs(project, stage, fresh=fresh)
     except StagegraphError as exc:
         return StageState(name, "stale", record.applied_at, (str(exc),))
+    if older_state:
+        return StageState(name, "stale", record.applied_at, (older_state,))
     if fingerprint(now) == record.fingerprint:
         return StageState(name, "applied", record.applied_at, ())
     return StageState(name, "stale", record.applied_at, tuple(changed_inputs(record.inputs, now)))
@@ -65,8 +79,15 @@ def why(project: Project, name: str) -> list[str]:
         return [f"{name}: never applied; the next deploy applies it"]
     if state.state == "destroyed":
         return [f"{name}: destroyed{when}; the next deploy applies it"]
+    if state.state == "failed" and state.applied_at is None:
+        return [f"{name}: failed; its first apply failed and the next deploy retries it", *state.reasons]
     if state.state == "failed":
         return [f"{name}: the last attempt failed{when}; the next deploy retries it", *state.reasons]
+    if state.state == "state lost":
+        return [
+            f"{name}: state lost{when}; deploy, plan and destroy refuse this stage until it is fixed:",
+            *state.reasons,
+        ]
     head = f"{name}: {state.state}{when}; changed since the last apply:"
     return [head, *(f"  {r}" for r in state.reasons)]
 

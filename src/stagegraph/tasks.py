@@ -292,6 +292,14 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         """Name exactly which inputs of a stage changed since its last apply: doit why STAGE."""
         return {"actions": [(failing_cleanly(actions.do_why), [s])], "pos_arg": "stages", "verbosity": 2}
 
+    def task_forget_state() -> TaskDict:
+        """Accept that a stage's Terraform state is lost: forget its record: doit forget_state STAGE."""
+        return {
+            "actions": [(failing_cleanly(actions.do_forget_state), [s])],
+            "pos_arg": "stages",
+            "verbosity": 2,
+        }
+
     def task_graph() -> TaskDict:
         """Each stage's dependencies, config sections and pins (--svg FILE, --dot FILE)."""
         return {
@@ -419,6 +427,7 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         task_destroy_orphans,
         task_status,
         task_why,
+        task_forget_state,
         task_graph,
         task_init,
         task_schema,
@@ -478,17 +487,15 @@ def _render_uptodate(s: Session, name: str) -> Callable[[], bool]:
     def check() -> bool:
         if s.load_error is not None:
             return False
-        from stagegraph.render import is_current, render_inputs
+        from stagegraph.render import RenderedStage, is_current, render_inputs
 
         try:
             stage = s.graph[name]
             inputs = render_inputs(stage, s.project.config, s.project.lock)
+            digest = RenderedStage(name, stage.directory(s.project.config.provider), {}, inputs).digest
+            return is_current(s.project.stage_dir(stage), digest)
         except StagegraphError:
-            return False
-        from stagegraph.render import RenderedStage
-
-        digest = RenderedStage(name, stage.directory(s.project.config.provider), {}, inputs).digest
-        return is_current(s.project.stage_dir(stage), digest)
+            return False  # the action reports it
 
     return check
 
@@ -508,9 +515,16 @@ def _destroyed_uptodate(s: Session, name: str) -> Callable[[], bool]:
 def session_from_doit(root: Path) -> Session:
     from doit import get_var
 
+    from stagegraph import signals
+    from stagegraph.doitdb import recover_doit_db
     from stagegraph.plugins.manager import set_command_line_imports, split_imports
 
+    signals.install()
     set_command_line_imports(split_imports(get_var("import_plugin", None)))
+    # Before doit opens its database (it does so after loading dodo.py).
+    moved = recover_doit_db(root)
+    if moved:
+        print(f"warning: {moved}", file=sys.stderr)
     return Session(root, sys.argv, get_var("config", None))
 
 

@@ -38,7 +38,7 @@ def literal(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace("${", "$${").replace("%{", "%%{")
     if isinstance(value, dict):
-        return {str(k): literal(v) for k, v in value.items()}
+        return {literal(str(k)): literal(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [literal(v) for v in value]
     return value

@@ -7,23 +7,34 @@ pumps its stdout and stderr line by line (one reader thread per pipe) through an
 on our side (Ctrl-C, `on_line` raising) asks Terraform to stop with one SIGINT, keeps logging
 while it does, and kills the whole process group after the grace period. Children still
 running when the interpreter exits get the same treatment (see `_track`).
+
+Never orphaned, however we stop:
+- SIGTERM/SIGINT: `begin_shutdown` (called by the doit layer's signal handler) sends every
+  running Terraform one SIGINT and refuses to start any new one from then on, so a worker
+  thread cannot start the next stage's Terraform after the running ones were collected.
+- SIGKILL (or any death we cannot handle): on Linux every child is started with a
+  parent-death signal (prctl PR_SET_PDEATHSIG = SIGINT), so Terraform stops gracefully on
+  its own; and each child inherits the project lock's descriptor, so the lock stays held
+  until the last of them has exited (`stagegraph.projectlock.handing_down`).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import json
 import os
 import queue
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from stagegraph.errors import TerraformError
 from stagegraph.tfevents import Outcome, OutputReader
@@ -38,21 +49,66 @@ _BASE_ENV = {"CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"
 
 _Lines = queue.Queue[tuple[str, bytes | None]]
 _live: set[subprocess.Popen[bytes]] = set()
-_live_lock = threading.Lock()
+# Re-entrant: the signal handler (main thread) may interrupt the main thread inside `start`.
+_live_lock = threading.RLock()
 _atexit_registered = False
+#: Set once shutdown began: no Terraform starts after it.
+_stopping = threading.Event()
+#: Pids already sent their one SIGINT (a second one makes Terraform exit at once).
+_interrupted: set[int] = set()
+
+
+class ShuttingDownError(TerraformError):
+    """A Terraform command was not started because the run is stopping."""
+
+
+def stopping() -> bool:
+    """Whether this process is shutting down (a signal arrived or it is exiting)."""
+    return _stopping.is_set()
+
+
+def begin_shutdown() -> int:
+    """Refuse new Terraform runs and ask each running one to stop; how many were running."""
+    with _live_lock:
+        _stopping.set()
+        procs = list(_live)
+    for proc in procs:
+        _interrupt(proc)
+    return sum(proc.poll() is None for proc in procs)
+
+
+def kill_all() -> None:
+    """No more grace (a second signal): kill every running Terraform's process group."""
+    with _live_lock:
+        _stopping.set()
+        procs = list(_live)
+    for proc in procs:
+        _kill_group(proc)
 
 
 def start(argv: Sequence[str], cwd: Path, extra_env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """Start one Terraform command, both pipes open; raises OSError when it cannot start."""
-    return subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=_child_env(extra_env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **_popen_extras(),
-    )
+    """Start one Terraform command, both pipes open, tracked until `supervise` is done with it.
+
+    Raises `ShuttingDownError` once shutdown began, OSError when it cannot start.
+    """
+    from stagegraph.projectlock import handing_down
+
+    with _live_lock:
+        if _stopping.is_set():
+            raise ShuttingDownError(f"not starting {Path(argv[0]).name}: this run is stopping")
+        with handing_down() as lock_fds:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=_child_env(extra_env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=lock_fds,
+                **_popen_extras(),
+            )
+        _track(proc)
+    return proc
 
 
 def _child_env(extra_env: Mapping[str, str]) -> dict[str, str]:
@@ -204,6 +260,7 @@ class _Child:
             if proc.poll() is None:
                 _kill_group(proc)
             proc.wait()
+            _kill_leftovers(proc)
             log.note(f"=== stopped (exit {proc.returncode})")
         self._drain(0.1)
 
@@ -241,7 +298,42 @@ def _popen_extras() -> dict[str, Any]:
     # umask: state, backups and plan files hold secrets; they are created owner-only.
     # process_group: a Ctrl-C in the terminal reaches only us, and we forward exactly one
     # SIGINT; were Terraform in our group it would get two (the terminal's and ours).
-    return {"umask": 0o077, "process_group": 0}
+    extras: dict[str, Any] = {"umask": 0o077, "process_group": 0}
+    prctl = _prctl()
+    if prctl is not None:
+        extras["preexec_fn"] = _die_with(os.getpid(), prctl)
+    return extras
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, resolved in the parent (the child only calls it); None off Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        fn = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    return cast("Callable[..., int]", fn)
+
+
+def _die_with(parent: int, prctl: Callable[..., int]) -> Callable[[], None]:
+    def in_child() -> None:
+        # Runs between fork and exec. SIGINT is Terraform's "stop gracefully" (and the
+        # embedded one's, see tfembed). If we died before this line the signal will never
+        # come: stop now instead of running unattended.
+        prctl(_PR_SET_PDEATHSIG, signal.SIGINT, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(125)
+
+    return in_child
 
 
 # --- children still running at exit ---------------------------------------------------------
@@ -265,6 +357,7 @@ def _untrack(proc: subprocess.Popen[bytes]) -> None:
 
 def _stop_all() -> None:
     with _live_lock:
+        _stopping.set()
         procs = list(_live)
     for proc in procs:
         _interrupt(proc)
@@ -274,13 +367,25 @@ def _stop_all() -> None:
             proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             _kill_group(proc)
+        _kill_leftovers(proc)
 
 
 def _interrupt(proc: subprocess.Popen[bytes]) -> None:
     # SIGINT to Terraform alone, once: a second one makes it exit at once, state lock held.
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGINT)
+    with _live_lock:
+        if proc.pid in _interrupted or proc.poll() is not None:
+            return
+        _interrupted.add(proc.pid)
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGINT)
+
+
+def _kill_leftovers(proc: subprocess.Popen[bytes]) -> None:
+    """After a stopped Terraform exited: what it started and left in its group (a
+    provisioner's `sleep`, whose shell Terraform killed) goes too; it would hold the lock."""
+    if os.name == "posix" and proc.returncode is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -226,14 +226,32 @@ def _comparable(obj: Manifest) -> Manifest:
     return {**obj, "metadata": meta}
 
 
+def managed_by_us(obj: Manifest) -> bool:
+    """Whether stagegraph's field manager ever applied to this live object."""
+    fields = obj.get("metadata", {}).get("managedFields") or []
+    return any(isinstance(f, dict) and f.get("manager") == FIELD_MANAGER for f in fields)
+
+
 def delete_object(client: KubeClient, resolver: Resolver, ref: ObjectRef) -> bool:
-    """Delete one object (dependents by background garbage collection); False if already gone."""
+    """Delete one object (dependents by background garbage collection); False if already gone.
+
+    The inventory naming `ref` lives in the deployment folder, so it is untrusted: an object
+    that stagegraph never applied (no `stagegraph` field manager) is refused, never deleted.
+    """
     source = ref.describe()
     try:
         path = resolver.path(ref, source)
     except ManifestError:
         # Its kind is no longer served (its CRD went first): the object went with it.
         return False
+    live = get_object(client, resolver, ref, source)
+    if live is None:
+        return False
+    if not managed_by_us(live):
+        raise ManifestError(
+            f"{source}: listed for deletion, but stagegraph never applied it (no {FIELD_MANAGER!r} "
+            "field manager); left alone: remove it from the stage's .stagegraph-applied.json"
+        )
     options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
     try:
         client.request("DELETE", path, body=options)

@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from stagegraph.schema.base import Section, field_problem, pattern_check, pattern_schema
 from stagegraph.schema.bootstrap import CICD, TerraformState
 from stagegraph.schema.environments import CondaEnvironment, CondaStore, default_environments
-from stagegraph.schema.extensions import HelmExtension, TerraformExtension
+from stagegraph.schema.extensions import HelmExtension, TerraformExtension, unique_names
 from stagegraph.schema.ingress import Certificate, Dns, Ingress
 from stagegraph.schema.jupyter import JHubApps, JupyterHub, JupyterLab, Telemetry, Theme
 from stagegraph.schema.profiles import Profiles
@@ -225,6 +225,7 @@ class NebariConfig(Section):
             )
         if self.storage.type == "efs" and self.provider != "aws":
             raise field_problem("storage.type", "efs is supported only with provider aws", "efs")
+        unique_names(self.helm_extensions, self.tf_extensions)
         if self.certificate.type == "lets-encrypt" and not self.domain:
             raise field_problem("domain", "required when certificate.type is lets-encrypt", self.domain)
         return self

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
+from stagegraph.confine import relative_name_problem
 from stagegraph.schema.base import Section
+
+#: Folders of the deployment that rendered stages must never land in or replace.
+_RESERVED = frozenset({".stagegraph", ".git", "secrets", "lockfiles", "plugins", "schema"})
 
 
 class TerraformTool(Section):
@@ -102,7 +106,10 @@ class StagegraphSettings(Section):
     output_directory: str = Field(
         "stages",
         min_length=1,
-        description="Folder, relative to the config file, for rendered stages (Nebari's `stages/`).",
+        description="Folder, relative to the config file, for rendered stages (Nebari's `stages/`); "
+        "it must stay inside the deployment folder: no absolute path, no '..', not '.' and not one of "
+        + ", ".join(sorted(_RESERVED))
+        + ".",
     )
     terraform: TerraformTool = Field(
         default_factory=dict, validate_default=True, description="Which Terraform to run."
@@ -124,3 +131,17 @@ class StagegraphSettings(Section):
         validate_default=True,
         description="The scheduled backup of the platform's data.",
     )
+
+    @field_validator("output_directory")
+    @classmethod
+    def _inside_deployment(cls, value: str) -> str:
+        # Stage folders receive Terraform state and stale files get deleted in them: a
+        # folder outside the deployment (or the deployment folder itself, or its own
+        # bookkeeping) would let a config point those writes and deletes anywhere.
+        name = value.rstrip("/")
+        problem = relative_name_problem(name) if name != "." else "'.' is the deployment folder itself"
+        if problem is None and name.replace("\\", "/").split("/")[0] in _RESERVED:
+            problem = f"{name.split('/')[0]!r} is a folder of the deployment with another use"
+        if problem is not None:
+            raise ValueError(f"must be a folder inside the deployment folder, such as 'stages' ({problem})")
+        return name

@@ -35,7 +35,30 @@ class SopsBinary:
         source = os.environ if environ is None else environ
         env = {k: v for k, v in source.items() if v or not k.startswith("SOPS_")}
         env.update(SOPS_ENV)
+        if env.get(KEY_FILE_VAR):
+            env.update(only_named_key_file())
+            for name in _OTHER_AGE_SOURCES:
+                env.pop(name, None)
         return env
+
+
+#: Names the age key file the user chose; when set, it is the only age key sops may use.
+KEY_FILE_VAR = "SOPS_AGE_KEY_FILE"
+#: Where sops would find more age keys, on top of the named file (sops 3.11 tries them all).
+_OTHER_AGE_SOURCES = ("SOPS_AGE_KEY", "SOPS_AGE_KEY_CMD")
+#: A path that can never exist (its parent is not a folder): sops finds no file there.
+_NOWHERE = str(Path(os.devnull) / "stagegraph-no-key")
+
+
+def only_named_key_file() -> dict[str, str]:
+    """Variables that stop sops from also reading its default keys.txt and SSH keys.
+
+    sops 3.11 reads SOPS_AGE_KEY_FILE *and* `$XDG_CONFIG_HOME/sops/age/keys.txt` *and*
+    `~/.ssh/id_ed25519`, so a wrong or missing named file still decrypted with the default
+    key. Pointing the defaults at a path that cannot exist leaves the named file alone;
+    XDG_CONFIG_HOME is read by sops for nothing but that key file (on macOS too).
+    """
+    return {"XDG_CONFIG_HOME": _NOWHERE, "SOPS_AGE_SSH_PRIVATE_KEY_FILE": _NOWHERE}
 
 
 def _bundled() -> str | None:

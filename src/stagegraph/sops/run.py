@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stagegraph.sops.binary import SopsBinary
+from stagegraph.sops.binary import KEY_FILE_VAR, SopsBinary
 from stagegraph.sops.errors import (
     KEYGEN_HINT,
     RESTORE_HINT,
@@ -103,6 +103,13 @@ class Sops:
         self, args: Sequence[str], label: str, *, stdin: bytes | None = None, keep_stderr: bool = False
     ) -> bytes:
         env = self.binary.env(self.environ)
+        key_file = env.get(KEY_FILE_VAR)
+        if key_file and not Path(key_file).expanduser().is_file():
+            # sops 3.11 skips a named file that is missing and carries on with other keys.
+            raise MissingKeyFileError(
+                f"{label}: cannot decrypt: {KEY_FILE_VAR} points to {key_file}, which does not exist; "
+                "point it at your age key file, unset it, or create a key with `doit secrets_keygen`"
+            )
         try:
             proc = subprocess.run(
                 [self.binary.path, *args],
