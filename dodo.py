@@ -1,13 +1,13 @@
 """stagegraph's doit entry point: `doit list` for the stages, `doit deploy` to apply them.
 
-Pick another config with `doit config=path/to/nebari-config.yaml <command>` or the
-STAGEGRAPH_CONFIG environment variable. Everything lives in the `stagegraph` package;
-this file only hands doit its tasks.
+Pick another config with `doit config=path/to/nebari-config.yaml <command>` (or the
+STAGEGRAPH_CONFIG environment variable), an environment with `doit env=dev <command>`
+(nebari-config.dev.yaml, deployed into dev/). Everything lives in the `stagegraph`
+package; this file only hands doit its settings and tasks.
 """
 
 from pathlib import Path
 
-from stagegraph.doitconfig import DOIT_CONFIG  # noqa: F401  (read by doit)
-from stagegraph.tasks import make_task_creators, session_from_doit
+from stagegraph.tasks import dodo_namespace
 
-globals().update(make_task_creators(session_from_doit(Path(__file__).resolve().parent)))
+globals().update(dodo_namespace(Path(__file__).resolve().parent))

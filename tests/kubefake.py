@@ -17,15 +17,32 @@ does, and is reached through a real kubeconfig file by the real `kubernetes` cli
   shaped like the real ones (`{"kind": "Status", "status": "Failure", "reason": ...}`);
 - bearer-token authentication, from the kubeconfig.
 
-What it does not do: admission, validation against schemas, watches, garbage collection of
-dependents, finalizers, strategic-merge or JSON patches.
+- 422 Invalid (a Status with `details.causes`, as the real server answers) for names that
+  are not DNS-1123 (labels for Namespace and Service, subdomains otherwise), label values
+  that are not strings of the allowed form, and a Deployment without `spec.selector` or
+  whose selector does not match its template's labels;
+- field ownership kept across appliers: each field manager's applied configuration is kept,
+  so fields one manager set stay when another applies (and conflict unless forced);
+- a CustomResourceDefinition is Established only after `establish_after` seconds: until
+  then its condition says False and its kind is not served (404), as while the real
+  apiextensions controller is still working;
+- a deleted Namespace terminates: phase Terminating with a deletionTimestamp, new content
+  in it refused with 403 Forbidden, its objects deleted, and the Namespace itself gone
+  after `terminate_after` seconds.
+
+What it still does not do: admission webhooks, validation against the OpenAPI schemas
+(types, unknown fields; `doit check` covers those offline), watches, garbage collection
+of dependents by ownerReferences, finalizers, strategic-merge or JSON patches, pruning of
+unknown fields of custom resources, quotas, RBAC (every valid token may do anything).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -144,9 +161,20 @@ _SYSTEM_META = ("uid", "resourceVersion", "creationTimestamp", "generation", "ma
 class FakeKube:
     """The fake API server. Use as a context manager; `url` and `write_kubeconfig` reach it."""
 
-    def __init__(self, git_version: str = "v1.31.4", token: str = "fake-token-for-tests") -> None:
+    def __init__(
+        self,
+        git_version: str = "v1.31.4",
+        token: str = "fake-token-for-tests",
+        establish_after: float = 0.3,
+        terminate_after: float = 0.3,
+    ) -> None:
         self.git_version = git_version
         self.token = token
+        self.establish_after = establish_after
+        self.terminate_after = terminate_after
+        #: CRD name -> monotonic time it becomes Established; Namespace -> time it is gone.
+        self._establishing: dict[str, float] = {}
+        self._terminating: dict[str, float] = {}
         self.kinds: list[Kind] = list(BUILTIN_KINDS)
         self.objects: dict[Key, dict[str, Any]] = {}
         #: per object, per field manager: the last configuration it applied (insertion order).
@@ -187,6 +215,33 @@ class FakeKube:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
+
+    # --- what controllers do after a moment ---------------------------------------------------
+
+    def tick(self) -> None:
+        """Finish what is due: establish CRDs, remove terminated namespaces."""
+        now = time.monotonic()
+        with self._lock:
+            for name, due in list(self._establishing.items()):
+                if due <= now:
+                    del self._establishing[name]
+                    crd = self.objects.get(
+                        ("apiextensions.k8s.io/v1", "customresourcedefinitions", None, name)
+                    )
+                    if crd is not None:
+                        self._establish(crd)
+            for name, due in list(self._terminating.items()):
+                if due <= now:
+                    del self._terminating[name]
+                    self.objects.pop(("v1", "namespaces", None, name), None)
+                    self.applied.pop(("v1", "namespaces", None, name), None)
+
+    def settle(self, timeout: float = 5.0) -> None:
+        """Wait until every pending CRD is Established and every namespace is gone (tests)."""
+        deadline = time.monotonic() + timeout
+        while (self._establishing or self._terminating) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            self.tick()
 
     # --- test helpers -----------------------------------------------------------------------
 
@@ -237,7 +292,7 @@ class FakeKube:
             raise ApiStatus(404, "NotFound", "the server could not find the requested resource")
         return kind
 
-    def _check_namespace(self, kind: Kind, namespace: str | None) -> None:
+    def _check_namespace(self, kind: Kind, namespace: str | None, creating: bool = False) -> None:
         if (
             kind.namespaced
             and namespace is not None
@@ -248,6 +303,17 @@ class FakeKube:
                 "NotFound",
                 f'namespaces "{namespace}" not found',
                 {"name": namespace, "kind": "namespaces"},
+            )
+        if creating and kind.namespaced and namespace in self._terminating:
+            raise ApiStatus(
+                403,
+                "Forbidden",
+                f'{kind.qualified} "?" is forbidden: unable to create new content in namespace {namespace} '
+                "because it is being terminated",
+                {
+                    "kind": kind.plural,
+                    "causes": [{"reason": "NamespaceTerminating", "field": "metadata.namespace"}],
+                },
             )
 
     def _key(self, kind: Kind, namespace: str | None, name: str) -> Key:
@@ -281,7 +347,8 @@ class FakeKube:
         name = str(body.get("metadata", {}).get("name", ""))
         if not name:
             raise ApiStatus(400, "BadRequest", "name or generateName is required")
-        self._check_namespace(kind, namespace)
+        _validate(kind, name, body)
+        self._check_namespace(kind, namespace, creating=True)
         key = self._key(kind, namespace, name)
         if key in self.objects:
             raise ApiStatus(
@@ -317,6 +384,24 @@ class FakeKube:
         self.objects[key] = obj
 
     def _serve_crd(self, crd: dict[str, Any]) -> None:
+        """A new or changed CRD: not Established yet; the controller gets to it after a moment."""
+        name = crd["metadata"]["name"]
+        served = any(
+            c.get("type") == "Established" and c.get("status") == "True"
+            for c in crd.get("status", {}).get("conditions", [])
+        )
+        if served:
+            self._establish(crd)  # already served: a change of its versions is served at once
+            return
+        crd["status"] = {
+            "acceptedNames": {},
+            "conditions": [{"type": "Established", "status": "False", "reason": "Installing"}],
+        }
+        self._establishing[name] = time.monotonic() + self.establish_after
+        if self.establish_after <= 0:
+            self.tick()
+
+    def _establish(self, crd: dict[str, Any]) -> None:
         """What the apiextensions controller does: serve the kind, mark the CRD Established."""
         spec = crd.get("spec", {})
         names = spec.get("names", {})
@@ -359,9 +444,10 @@ class FakeKube:
             raise ApiStatus(
                 400, "BadRequest", "the namespace of the object does not match the namespace on the URL"
             )
-        self._check_namespace(kind, namespace)
+        _validate(kind, name, body)
         key = self._key(kind, namespace, name)
         current = self.objects.get(key)
+        self._check_namespace(kind, namespace, creating=current is None)
         if current is not None and meta.get("resourceVersion") not in (
             None,
             current["metadata"]["resourceVersion"],
@@ -438,12 +524,22 @@ class FakeKube:
     def _delete(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
         key = self._key(kind, namespace, name)
         obj = self._get(kind, namespace, name)
-        del self.objects[key]
-        self.applied.pop(key, None)
         if kind.kind == "Namespace":
+            # The namespace controller: Terminating first, its content deleted, then it goes.
             for other in [k for k in self.objects if k[2] == name]:
                 del self.objects[other]
                 self.applied.pop(other, None)
+            if name not in self._terminating:
+                obj["status"] = {"phase": "Terminating"}
+                obj["metadata"]["deletionTimestamp"] = "2025-01-01T00:00:01Z"
+                obj["metadata"]["resourceVersion"] = self._next_rv()
+                self._terminating[name] = time.monotonic() + self.terminate_after
+                if self.terminate_after <= 0:
+                    self.tick()
+            return copy.deepcopy(obj)
+        del self.objects[key]
+        self.applied.pop(key, None)
+        self._establishing.pop(name, None) if kind.kind == "CustomResourceDefinition" else None
         if kind.kind == "CustomResourceDefinition":
             spec = obj.get("spec", {})
             served = {
@@ -462,6 +558,7 @@ class FakeKube:
         parts = urlsplit(raw_path)
         query = parse_qs(parts.query)
         with self._lock:
+            self.tick()
             self.requests.append((method, parts.path, query))
             if headers.get("Authorization") != f"Bearer {self.token}":
                 raise ApiStatus(401, "Unauthorized", "Unauthorized")
@@ -573,6 +670,64 @@ class FakeKube:
                 for k in kinds
             ],
         }
+
+
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def _validate(kind: Kind, name: str, body: dict[str, Any]) -> None:
+    """The real server's 422 Invalid for the object rules this fake knows."""
+    causes: list[tuple[str, str]] = []
+    label_name = kind.kind in ("Namespace", "Service")
+    rule, limit = (_LABEL, 63) if label_name else (_SUBDOMAIN, 253)
+    if len(name) > limit or not rule.match(name):
+        what = "a lowercase RFC 1123 label" if label_name else "a lowercase RFC 1123 subdomain"
+        chars = "" if label_name else " or '.'"
+        causes.append(
+            (
+                "metadata.name",
+                f'Invalid value: "{name}": {what} must consist of lower case alphanumeric characters, '
+                f"'-'{chars}, and must start and end with an alphanumeric character",
+            )
+        )
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    for key, value in labels.items() if isinstance(labels, dict) else []:
+        if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
+            causes.append(
+                (
+                    f"metadata.labels.{key}",
+                    f'Invalid value: "{value}": a valid label must be an empty string or consist of '
+                    "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+                )
+            )
+    if kind.kind == "Deployment":
+        spec = body.get("spec") or {}
+        selector = (spec.get("selector") or {}).get("matchLabels")
+        template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        if not selector:
+            causes.append(("spec.selector", "Required value"))
+        elif any(template_labels.get(k) != v for k, v in selector.items()):
+            causes.append(
+                (
+                    "spec.template.metadata.labels",
+                    "Invalid value: `selector` does not match template `labels`",
+                )
+            )
+    if causes:
+        detail = ", ".join(f"{field}: {message}" for field, message in causes)
+        raise ApiStatus(
+            422,
+            "Invalid",
+            f'{kind.kind} "{name}" is invalid: {detail}',
+            {
+                "name": name,
+                "group": kind.group,
+                "kind": kind.kind,
+                "causes": [{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes],
+            },
+        )
 
 
 def _without_bookkeeping(obj: dict[str, Any]) -> dict[str, Any]:

@@ -91,4 +91,4 @@ def test_render_writes_nebari_layout(project: SandboxProject) -> None:
     assert (rendered / "02-infrastructure" / "sandbox" / "main.tf.json").exists()
     assert (rendered / "04-kubernetes-ingress" / "main.tf.json").exists()
     second = project.doit("render").stdout
-    assert "rendered" not in second  # nothing changed: every render task up to date
+    assert "stages" not in second  # nothing changed: every render task up to date

@@ -38,6 +38,8 @@ def test_first_deploy_applies_every_stage_and_records_typed_outputs(deployed: Sa
         "load_balancer_address": "127.0.0.1",
         "domain": "demo.example.com",
         "certificate_type": "self-signed",
+        # base64 of the sandbox's stand-in certificate, through the real base64encode
+        "certificate_ca": "c2FuZGJveC1jZXJ0aWZpY2F0ZQ==",
     }
     infra = records["02-infrastructure"]["outputs"]
     assert infra["kube_context"] == "kind-demo-dev" and infra["kubeconfig_path"].endswith("/kubeconfig")

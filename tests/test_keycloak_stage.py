@@ -168,7 +168,7 @@ def test_keycloak_comes_from_the_pinned_chart_and_image() -> None:
     assert values["ingress"]["rules"] == [
         {"host": "${var.domain}", "paths": [{"path": "/auth/", "pathType": "Prefix"}]}
     ]
-    env = json.loads(values["extraEnv"])
+    env = yaml.safe_load(values["extraEnv"])  # YAML list items, as the chart splices them
     password = next(e for e in env if e["name"] == "KC_BOOTSTRAP_ADMIN_PASSWORD")
     assert password["valueFrom"]["secretKeyRef"] == {"name": keycloak.ADMIN_SECRET, "key": "password"}
     hostname = next(e for e in env if e["name"] == "KC_HOSTNAME")

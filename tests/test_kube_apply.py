@@ -166,6 +166,10 @@ def test_a_kind_outside_the_table_is_found_by_discovery(fake: FakeKube, target: 
             "install its CRD first or fix apiVersion/kind"
         )
         apply_manifest(client, resolver, crd, "crds/widgets.yaml")
+        # Like the real server, a new CRD is not Established (nor its kind served) at once.
+        status = fake.get("apiextensions.k8s.io/v1", "customresourcedefinitions", None, "widgets.example.org")
+        assert status is not None and status["status"]["conditions"][0]["status"] == "False"
+        fake.settle()
         assert apply_manifest(client, resolver, widget, "manifests/w.yaml").action == "created"
     assert fake.names("example.org/v1", "widgets", "dev") == ["w"]
     assert ("GET", "/apis/example.org/v1", {}) in fake.requests
@@ -321,6 +325,9 @@ def test_driver_applies_in_order_prunes_plans_and_destroys(
 
     DRIVER.destroy(ctx)
     assert fake.names("v1", "configmaps", "dev") == []
+    extra = fake.get("v1", "namespaces", None, "extra")
+    assert extra is not None and extra["status"]["phase"] == "Terminating"  # as the real server
+    fake.settle()
     assert fake.get("v1", "namespaces", None, "extra") is None
     assert read_inventory(stage_dir) == []
     assert "Destroy complete" in (stage_dir.parent / "logs" / "apply.log").read_text()
@@ -378,3 +385,122 @@ def test_a_manifest_stage_without_cluster_inputs_says_what_is_missing(tmp_path: 
         DeployError, match=r"^stage 90-manifests: a manifest stage needs a kubeconfig_path input"
     ):
         DRIVER.apply(ctx)
+
+
+# --- the fake behaves like a real server where the driver depends on it ----------------------
+
+WIDGET_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.example.org"},
+    "spec": {
+        "group": "example.org",
+        "scope": "Namespaced",
+        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+        "versions": [
+            {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {"type": "object"}}}
+        ],
+    },
+}
+
+
+def test_driver_waits_for_its_crds_to_be_established(
+    target: KubeTarget, fake: FakeKube, tmp_path: Path
+) -> None:
+    fake.establish_after = 0.5
+    stage_dir = tmp_path / "rendered" / "90-manifests"
+    _write(stage_dir, "crds/widgets.yaml", WIDGET_CRD)
+    _write(
+        stage_dir,
+        "manifests/w.yaml",
+        {"apiVersion": "example.org/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "dev"}},
+    )
+    lines: list[str] = []
+    DRIVER.apply(_ctx(stage_dir, target, lines))
+    assert fake.names("example.org/v1", "widgets", "dev") == ["w"]
+    assert "1 CRD(s) Established" in lines
+
+
+def test_driver_names_a_crd_that_never_becomes_established(
+    target: KubeTarget, fake: FakeKube, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stagegraph.kube.driver as driver
+
+    fake.establish_after = 3600
+    monkeypatch.setattr(driver, "ESTABLISH_TIMEOUT", 0.5)
+    stage_dir = tmp_path / "rendered" / "90-manifests"
+    _write(stage_dir, "crds/widgets.yaml", WIDGET_CRD)
+    with pytest.raises(DeployError) as err:
+        DRIVER.apply(_ctx(stage_dir, target, []))
+    assert str(err.value).startswith(
+        "crds/widgets.yaml: CustomResourceDefinition widgets.example.org is not Established after 0.5s"
+    )
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        (
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "Bad_Name"}},
+            'Namespace "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 label',
+        ),
+        (
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "c", "namespace": "dev", "labels": {"a": "x y"}},
+            },
+            'ConfigMap "c" is invalid: metadata.labels.a: Invalid value: "x y"',
+        ),
+        (
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "d", "namespace": "dev"},
+                "spec": {},
+            },
+            'Deployment "d" is invalid: spec.selector: Required value',
+        ),
+    ],
+)
+def test_invalid_objects_are_refused_with_422(
+    fake: FakeKube, target: KubeTarget, manifest: dict[str, Any], message: str
+) -> None:
+    with connect(target) as client, pytest.raises(ManifestError) as err:
+        apply_manifest(client, Resolver(client), manifest, "manifests/x.yaml")
+    assert "422" in str(err.value) or "Invalid" in str(err.value)
+    assert message in str(err.value)
+
+
+def test_a_terminating_namespace_refuses_new_content(fake: FakeKube, target: KubeTarget) -> None:
+    fake.terminate_after = 3600
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gone"}}
+    in_gone = {**configmap("a"), "metadata": {"name": "a", "namespace": "gone"}}
+    with connect(target) as client:
+        resolver = Resolver(client)
+        apply_manifest(client, resolver, namespace, "manifests/ns.yaml")
+        apply_manifest(client, resolver, in_gone, "manifests/a.yaml")
+        assert delete_object(client, resolver, ref_of(namespace, "manifests/ns.yaml"))
+        assert fake.names("v1", "configmaps", "gone") == []  # its content is deleted first
+        live = fake.get("v1", "namespaces", None, "gone")
+        assert live is not None and live["status"]["phase"] == "Terminating"
+        with pytest.raises(ManifestError) as err:
+            apply_manifest(
+                client,
+                resolver,
+                {**in_gone, "metadata": {"name": "b", "namespace": "gone"}},
+                "manifests/b.yaml",
+            )
+    assert "unable to create new content in namespace gone because it is being terminated" in str(err.value)
+
+
+def test_fields_set_by_another_manager_stay_when_stagegraph_applies(
+    fake: FakeKube, target: KubeTarget
+) -> None:
+    with connect(target) as client:
+        resolver = Resolver(client)
+        apply_manifest(client, resolver, configmap("a"), "manifests/a.yaml")
+        fake.apply_as("kubectl-edit", {**configmap("a"), "data": {"extra": "by hand"}}, force=False)
+        apply_manifest(client, resolver, configmap("a", greeting="again"), "manifests/a.yaml")
+    data = (fake.get("v1", "configmaps", "dev", "a") or {})["data"]
+    assert data == {"greeting": "again", "extra": "by hand"}

@@ -76,7 +76,11 @@ def deployment(fake: FakeKube, replicas: int = 1) -> None:
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": {"name": "hub", "namespace": "dev"},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "hub"}}},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": "hub"}},
+                "template": {"metadata": {"labels": {"app": "hub"}}},
+            },
         },
     )
 

@@ -97,7 +97,8 @@ def test_kuberhealthy_renders_crds_and_a_namespaced_operator() -> None:
 
 
 def test_one_http_check_per_enabled_service() -> None:
-    objects = objects_of(healthchecks.STAGE, sandbox_config())
+    lets_encrypt = {"certificate": {"type": "lets-encrypt", "acme_email": "ops@example.com"}}
+    objects = objects_of(healthchecks.STAGE, sandbox_config(**lets_encrypt))
     urls = {o["metadata"]["name"]: _env(o)["CHECK_URL"] for o in objects.values()}
     assert urls == {
         "jupyterhub-http-check": "https://demo.example.com/hub/api/",
@@ -118,6 +119,19 @@ def test_one_http_check_per_enabled_service() -> None:
         "jhub-apps-http-check",
         "jupyterhub-http-check",
     ]
+
+
+def test_with_a_self_signed_certificate_the_checks_probe_in_cluster_addresses() -> None:
+    """Issue 11, defect 10: a probe through the public URL could only fail TLS verification."""
+    objects = objects_of(healthchecks.STAGE, sandbox_config())  # the default: self-signed
+    urls = {o["metadata"]["name"]: _env(o)["CHECK_URL"] for o in objects.values()}
+    assert urls == {
+        "jupyterhub-http-check": "http://proxy-public.dev.svc:80/hub/api/",
+        "conda-store-http-check": "http://conda-store-server.dev.svc:8080/conda-store/api/v1/",
+        "dask-gateway-http-check": "http://traefik-dask-gateway.dev.svc:80/gateway/api/version",
+        "argo-workflows-http-check": "http://argo-workflows-server.dev.svc:2746/",
+        "grafana-http-check": "http://kube-prometheus-stack-grafana.dev.svc:80/monitoring/api/health",
+    }
 
 
 def _env(check: dict[str, Any]) -> dict[str, str]:

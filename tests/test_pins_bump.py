@@ -206,7 +206,7 @@ def test_only_the_stages_that_use_a_changed_pin_go_stale(fake: FakeRegistry, pro
     from stagegraph.render import is_current, render_stage, write_stage
 
     p = project
-    config, out_root = p.config, p.root / "rendered"  # type: ignore[attr-defined]
+    config, out_root = p.config, p.root / "stages"  # type: ignore[attr-defined]
     before = {}
     for stage in p.graph.stages:  # type: ignore[attr-defined]
         rendered = render_stage(stage, config, p.lock, p.lockfile_name)  # type: ignore[attr-defined]

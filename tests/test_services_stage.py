@@ -502,6 +502,7 @@ def test_sandbox_render_of_the_explicit_config_applies_with_real_terraform(tmp_p
         "namespace": "prod",
         "domain": "lab.example.org",
         "certificate_type": "self-signed",
+        "certificate_ca": "c2FuZGJveC1jZXJ0aWZpY2F0ZQ==",
         "node_selectors": {
             g: {"key": "kubernetes.io/os", "value": "linux"} for g in ("general", "user", "worker")
         },

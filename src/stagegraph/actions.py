@@ -8,6 +8,7 @@ Heavy imports (Terraform, Kubernetes, SOPS, HTTP) happen inside the actions that
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,13 +32,42 @@ def do_validate(s: Session) -> None:
         f"{project.config_name}: valid (provider {project.config.provider}, "
         f"{len(s.graph.stages)} stages, {len(project.lock.keys())} pins in {project.lockfile_name})"
     )
+    for line in _overridden_lines(s):
+        print(line)
+
+
+def _overridden_lines(s: Session) -> list[str]:
+    """One line per pin this deployment overrides, naming the file (lockfiles/overrides*.yaml)."""
+    overridden = s.project.overridden_pins
+    users: dict[str, list[str]] = {}
+    for stage in s.graph.stages:
+        for key in stage.pins:
+            users.setdefault(key, []).append(stage.name)
+    return [
+        f"pin {key} overridden in {where} (used by {', '.join(users.get(key, [])) or 'no stage'})"
+        for key, where in sorted(overridden.items())
+    ]
+
+
+def do_check(s: Session, charts: str, offline: bool, only: Sequence[str]) -> None:
+    from stagegraph.checks.options import run_check_command
+    from stagegraph.errors import CheckFailedError
+
+    if s.load_error is not None:
+        raise s.load_error
+    report = run_check_command(s.project, s.graph, charts=charts, offline=offline, only=only)
+    for line in report.lines():
+        print(line)
+    if report.problems:
+        raise CheckFailedError(f"{s.project.config_name}: doit check: {report.summary()}")
+    print(f"{s.project.config_name}: doit check: {report.summary()}")
 
 
 def do_render(s: Session, name: str) -> None:
     from stagegraph.render import render_stage, write_stage
 
     rt = s.runtime()
-    s.hold_lock("render")
+    s.hold_lock(s.command_name())
     project = s.project
     stage = s.graph[name]
     rendered = render_stage(stage, project.config, project.lock, project.lockfile_name)
@@ -45,6 +75,17 @@ def do_render(s: Session, name: str) -> None:
     changed = ", ".join(result.written) or "no file changed"
     removed = f"; removed {', '.join(result.removed)}" if result.removed else ""
     rt.console.line(name, f"rendered {project.output_root.name}/{rendered.directory}: {changed}{removed}")
+
+
+def do_render_ci(s: Session) -> None:
+    """Write (or remove) the CI workflow of `ci_cd`; see stagegraph.cicd."""
+    from stagegraph.cicd import files_for, write_workflows
+
+    rt = s.runtime()
+    s.hold_lock(s.command_name())
+    project = s.project
+    for name in write_workflows(project.root, files_for(project), project.environment):
+        rt.console.line("ci_cd", f"wrote {name}")
 
 
 def do_report_disk_render(s: Session, name: str) -> None:
@@ -106,12 +147,18 @@ def do_destroy_orphans(s: Session, stage: Sequence[str]) -> None:
         print("no stage left the graph: nothing to destroy")
 
 
-def do_status(s: Session) -> None:
+def do_status(s: Session, all: bool = False) -> None:
     from stagegraph.orphans import TASK, find_orphans
     from stagegraph.status import stage_state
 
+    if all:
+        from stagegraph.envstatus import folder_status
+
+        print(folder_status(s.project.root, s.root))
+        return
     if s.load_error is not None:
         raise s.load_error
+    s.project.check_identity(record=False)
     rows = []
     for name in s.graph.names:
         st = stage_state(s.project, name, fresh=True)
@@ -138,6 +185,7 @@ def do_why(s: Session, stages: Sequence[str]) -> None:
 
     if s.load_error is not None:
         raise s.load_error
+    s.project.check_identity(record=False)
     if not stages:
         raise StagegraphError("name a stage: doit why STAGE (see `doit list`)")
     for name in stages:
@@ -162,6 +210,7 @@ def do_graph(s: Session, svg: str, dot: str) -> None:
     from stagegraph.graphview import NodeInfo, render_dot, render_svg
     from stagegraph.info import format_info
 
+    overridden = s.project.overridden_pins if s.load_error is None else {}
     nodes = [
         NodeInfo(
             name=st.name,
@@ -179,7 +228,13 @@ def do_graph(s: Session, svg: str, dot: str) -> None:
         from stagegraph.status import stage_state
 
         states = {n.name: stage_state(s.project, n.name).state for n in nodes}
-    print(format_info(nodes, states))
+    marked = [
+        replace(n, pins=tuple(f"{p} (overridden)" if p in overridden else p for p in n.pins)) for n in nodes
+    ]
+    print(format_info(marked, states))
+    if overridden:
+        print()
+        print("\n".join(_overridden_lines(s)))
     if svg:
         Path(svg).write_text(render_svg(nodes), encoding="utf-8")
         print(f"wrote {svg}")

@@ -124,14 +124,27 @@ def load_yaml_bounded(text: str) -> Any:
         loader.dispose()
 
 
-def resolve_config_path(explicit: str | None, env: Mapping[str, str], root: Path) -> Path:
+def resolve_config_path(
+    explicit: str | None, env: Mapping[str, str], root: Path, environment: str | None = None
+) -> Path:
     """The config to use: an explicit path, else $STAGEGRAPH_CONFIG, else nebari-config.yaml.
 
-    Relative paths are relative to the project root (the folder of dodo.py).
+    Relative paths are relative to `root` (the folder of dodo.py). `environment` (`doit
+    env=dev`) picks `nebari-config.<env>.yaml` in the folder of that config instead.
     """
+    from stagegraph.deployment import config_of_environment, environment_of
+
     chosen = explicit or env.get(CONFIG_ENV) or DEFAULT_CONFIG
     path = Path(chosen)
-    return path if path.is_absolute() else root / path
+    path = path if path.is_absolute() else root / path
+    if environment:
+        if explicit and environment_of(path) not in ("", environment):
+            raise ConfigError(
+                str(path),
+                [f"env={environment} and config={explicit} name different environments; give one of them"],
+            )
+        path = config_of_environment(path.parent, environment)
+    return path
 
 
 def load_config(path: Path, display_name: str | None = None) -> NebariConfig:

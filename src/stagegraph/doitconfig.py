@@ -26,7 +26,13 @@ class StagegraphReporter(ConsoleReporter):  # type: ignore[misc]
     def _write_failure(self, result: dict[str, Any], write_exception: bool = True) -> None:
         exc = result["exception"]
         if type(exc).__name__ == "TaskFailed":
-            self.write(f"error: {exc.message.strip()}\n")
+            # Tasks running in parallel (a render and the lock of one deploy) can fail for
+            # the same reason, such as a folder that belongs to another deployment: say it once.
+            line = f"error: {exc.message.strip()}\n"
+            said: set[str] = self.__dict__.setdefault("_said", set())
+            if line not in said:
+                said.add(line)
+                self.write(line)
         else:  # a bug: keep doit's full report with the traceback
             super()._write_failure(result, write_exception)
 
@@ -41,5 +47,6 @@ DOIT_CONFIG: dict[str, Any] = {
     "reporter": StagegraphReporter,
     "verbosity": 2,
     "backend": "json",
+    # dodo_namespace (stagegraph.tasks) puts it in the deployment's own .stagegraph/.
     "dep_file": DOIT_DB,
 }

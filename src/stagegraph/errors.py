@@ -67,3 +67,7 @@ class LockHeldError(DeployError):
 
 class SecretError(StagegraphError):
     """A secret could not be decrypted or found; never includes the secret's value."""
+
+
+class CheckFailedError(StagegraphError):
+    """`doit check` found problems in a render (each was printed on its own line)."""

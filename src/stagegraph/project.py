@@ -1,7 +1,11 @@
 """One deployment project: where its config, lockfile, renders and records are.
 
-Everything is loaded lazily and once per process, so creating doit tasks (which happens for
-every command, `doit list` included) costs a config parse and nothing heavier.
+`root` is the folder of the config file (not of dodo.py, not the working directory):
+secrets, lockfile overrides and plugin paths resolve against it, and everything the
+deployment writes goes under its home folder (`stagegraph.deployment`), so two configs
+never share a file. Everything is loaded lazily and once per process, so creating doit
+tasks (which happens for every command, `doit list` included) costs a config parse and
+nothing heavier.
 """
 
 from __future__ import annotations
@@ -14,15 +18,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stagegraph.configfile import load_config, resolve_config_path
+from stagegraph.deployment import STATE_DIR, Layout
 from stagegraph.graph import StageGraph, build_graph
-from stagegraph.lockfile import DEFAULT_LOCKFILE, Lockfile, load_lockfile
+from stagegraph.lockfile import Lockfile
+from stagegraph.lockoverride import base_lockfile, load_with_overrides, override_files
 from stagegraph.stage import Stage
 
 if TYPE_CHECKING:
     from stagegraph.records import RecordStore
     from stagegraph.schema.config import NebariConfig
 
-STATE_DIR = ".stagegraph"
+__all__ = ["LOCKFILE_ENV", "STATE_DIR", "Project"]
+
 LOCKFILE_ENV = "STAGEGRAPH_LOCKFILE"
 
 
@@ -32,6 +39,9 @@ class Project:
     config_path: Path
     lockfile_path: Path
     extra_stages: tuple[Stage, ...] = field(default_factory=tuple)
+    #: Where the command was started from (the folder of dodo.py): names in messages are
+    #: relative to it when they can be, as users typed them.
+    invoked_from: Path | None = None
 
     @classmethod
     def discover(
@@ -39,34 +49,62 @@ class Project:
         root: Path,
         config: str | None = None,
         env: Mapping[str, str] | None = None,
+        environment: str | None = None,
     ) -> Project:
+        """The project of `config` (or of `environment`, or the default config) seen from `root`.
+
+        `root` (the folder of dodo.py) only anchors a relative config path; the project's
+        own root is the config's folder.
+        """
         env = os.environ if env is None else env
-        config_path = resolve_config_path(config, env, root)
-        lockfile = Path(env.get(LOCKFILE_ENV) or root / DEFAULT_LOCKFILE)
-        return cls(root=root, config_path=config_path, lockfile_path=lockfile)
+        config_path = resolve_config_path(config, env, root, environment).resolve()
+        folder = config_path.parent
+        lockfile = base_lockfile(folder, env, LOCKFILE_ENV)
+        return cls(root=folder, config_path=config_path, lockfile_path=lockfile, invoked_from=root.resolve())
+
+    @cached_property
+    def layout(self) -> Layout:
+        return Layout.of(self.config_path)
+
+    @property
+    def environment(self) -> str:
+        """ "" for the folder's own nebari-config.yaml, `dev` for nebari-config.dev.yaml."""
+        return self.layout.environment
 
     @property
     def config_name(self) -> str:
-        """The config path as users typed it: relative to the root when inside it."""
+        """The config path as users typed it: relative to where they are when inside it."""
         try:
-            return str(self.config_path.relative_to(self.root))
+            return str(self.config_path.relative_to(self.invoked_from or self.root))
         except ValueError:
             return str(self.config_path)
 
     @property
     def lockfile_name(self) -> str:
+        return self._relative(self.lockfile_path)
+
+    def _relative(self, path: Path) -> str:
         try:
-            return str(self.lockfile_path.relative_to(self.root))
+            return str(path.relative_to(self.root))
         except ValueError:
-            return str(self.lockfile_path)
+            return str(path)
 
     @cached_property
     def config(self) -> NebariConfig:
         return load_config(self.config_path, display_name=self.config_name)
 
     @cached_property
+    def _lock_and_overrides(self) -> tuple[Lockfile, dict[str, str]]:
+        return load_with_overrides(self.lockfile_path, override_files(self.root, self.environment))
+
+    @property
     def lock(self) -> Lockfile:
-        return load_lockfile(self.lockfile_path)
+        return self._lock_and_overrides[0]
+
+    @property
+    def overridden_pins(self) -> dict[str, str]:
+        """Pin key -> the override file (relative to the folder) that changed it."""
+        return {key: self._relative(Path(path)) for key, path in self._lock_and_overrides[1].items()}
 
     @cached_property
     def raw_config(self) -> dict[str, object]:
@@ -96,21 +134,49 @@ class Project:
         return build_graph([*plugin_stages, *self.extra_stages])
 
     @property
+    def home(self) -> Path:
+        """The folder this config writes into: its own folder, or `<env>/` for an environment."""
+        return self.layout.home
+
+    @property
     def state_dir(self) -> Path:
-        return self.root / STATE_DIR
+        return self.layout.state_dir
 
     @property
     def output_root(self) -> Path:
         from stagegraph.confine import OutsideError, is_within
 
-        out = self.root / self.config.stagegraph.output_directory
-        if not is_within(out, self.root):
-            # The config's value is checked by its model; a committed symlink is not.
+        # The config's value is checked by its model (stagegraph.schema.tool); a committed
+        # symlink is not.
+        out = self.layout.output_root(self.config.stagegraph.output_directory)
+        if not is_within(out, self.home):
             raise OutsideError(
                 f"{out}: stagegraph.output_directory leads outside the deployment folder "
-                f"{self.root} through a symlink; make it a plain folder"
+                f"{self.home} through a symlink; make it a plain folder"
             )
         return out
+
+    def check_identity(self, *, record: bool, raw: bool = False) -> None:
+        """Refuse a config that does not match the deployment recorded in its home folder.
+
+        `raw` compares the unvalidated YAML values: cheap enough for task creation, so even
+        a command whose tasks are all up to date never works in another deployment's folder.
+        """
+        from stagegraph.identity import Identity, check_identity
+
+        if raw:
+            name, provider = self.raw_config.get("project_name"), self.raw_config.get("provider")
+            if not isinstance(name, str) or not isinstance(provider, str):
+                return  # validation reports it
+        else:
+            name, provider = self.config.project_name, self.config.provider
+        wanted = Identity(project_name=name, provider=provider, environment=self.environment)
+
+        def applied() -> list[str]:
+            records, _ = self.records.scan()
+            return [name for name, rec in records.items() if rec.status != "destroyed"]
+
+        check_identity(self.state_dir, wanted, self.config_name, applied, record=record)
 
     def stage_dir(self, stage: Stage) -> Path:
         return self.output_root / stage.directory(self.config.provider)

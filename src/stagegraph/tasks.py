@@ -76,16 +76,28 @@ class Session:
     """Per-process state shared by the task creators and actions."""
 
     def __init__(
-        self, root: Path, argv: Sequence[str], config: str | None, extra_stages: Sequence[Stage] = ()
+        self,
+        root: Path,
+        argv: Sequence[str],
+        config: str | None,
+        extra_stages: Sequence[Stage] = (),
+        environment: str | None = None,
     ) -> None:
         self.root = root
         self.argv = list(argv)
-        self.project = Project.discover(root, config)
-        self.project.extra_stages = tuple(extra_stages)
-        # doit keeps its own database there (see doitconfig); it must exist before doit writes.
-        self.project.state_dir.mkdir(exist_ok=True)
         self.load_error: StagegraphError | None = None
         try:
+            self.project = Project.discover(root, config, environment=environment)
+            self.project.state_dir  # noqa: B018 - a bad environment name fails here, once
+        except StagegraphError as exc:
+            # An unusable config name or env=: every action reports it; `doit list` works.
+            self.load_error = exc
+            self.project = Project.discover(root, None)
+        self.project.extra_stages = tuple(extra_stages)
+        try:
+            if self.load_error is not None:
+                raise self.load_error
+            self.project.check_identity(record=False, raw=True)
             self.graph: StageGraph = self.project.graph
         except StagegraphError as exc:
             # Keep `doit list` and `doit help` usable with a broken config: show the
@@ -131,10 +143,29 @@ class Session:
             summary.mark_not_run([n for n in self.graph.names if n not in done])
         summary.write(self.project.state_dir)
 
+    def doit_db(self) -> Path:
+        """doit's database: in this deployment's own `.stagegraph/`, so that two
+        environments (or folders) run at the same time without sharing one file."""
+        project = self.project
+        # A refused config (another deployment's folder, a bad env=) gets a scratch database.
+        if self.load_error is None and (project.config_path.exists() or project.home.is_dir()):
+            project.state_dir.mkdir(parents=True, exist_ok=True)
+            return project.state_dir / "doit-db.json"
+        # No deployment here yet (`doit env=typo list`) or not ours: create or touch nothing.
+        import tempfile
+
+        scratch = tempfile.TemporaryDirectory(prefix="stagegraph-doit-")
+        atexit.register(scratch.cleanup)
+        return Path(scratch.name) / "doit-db.json"
+
     def hold_lock(self, command: str) -> None:
+        """Take this deployment's lock for the run, then make sure the folder is this config's."""
         from stagegraph.projectlock import hold_for_process
 
+        if self.load_error is not None:
+            raise self.load_error
         hold_for_process(self.project.state_dir, command)
+        self.project.check_identity(record=True)
 
 
 def failing_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -202,9 +233,17 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         """Validate the config and the lockfile pins every stage uses (offline)."""
         return {"actions": [(failing_cleanly(actions.do_validate), [s])], "verbosity": 2}
 
+    def task_check() -> TaskDict:
+        """Check the render against the real Kubernetes API, chart and provider schemas (offline)."""
+        from stagegraph.checks.options import CHECK_PARAMS
+
+        return {"actions": [(failing_cleanly(actions.do_check), [s])], "params": CHECK_PARAMS, "verbosity": 2}
+
     def task_render() -> Iterator[TaskDict]:
         """Render every stage to Terraform JSON in the output directory."""
         yield {"name": None, "doc": "Render every stage (only changed ones are rewritten)"}
+        # The CI workflow of ci_cd (nothing when its type is none); written files only.
+        yield {"name": "ci_cd", "actions": [(failing_cleanly(actions.do_render_ci), [s])], "verbosity": 2}
         for stage in graph.stages:
             yield {
                 "name": stage.name,
@@ -219,7 +258,7 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         names = graph.up_to(stop_at) if stop_at and stop_at in graph else graph.names
         return {
             "actions": [(failing_cleanly(actions.do_deploy_done), [s, stop_at])],
-            "task_dep": names,
+            "task_dep": [*names, *([] if disable_render else ["render:ci_cd"])],
             "params": DEPLOY_PARAMS,
             "verbosity": 2,
         }
@@ -285,8 +324,20 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         }
 
     def task_status() -> TaskDict:
-        """Per stage: applied, stale, never applied, failed or destroyed, and when; orphans too."""
-        return {"actions": [(failing_cleanly(actions.do_status), [s])], "verbosity": 2}
+        """Per stage: applied, stale, never applied, failed or destroyed, and when; orphans too (--all: every environment)."""
+        return {
+            "actions": [(failing_cleanly(actions.do_status), [s])],
+            "params": [
+                {
+                    "name": "all",
+                    "long": "all",
+                    "type": bool,
+                    "default": False,
+                    "help": "every environment of the folder side by side (nebari-config.yaml, nebari-config.<env>.yaml)",
+                }
+            ],
+            "verbosity": 2,
+        }
 
     def task_why() -> TaskDict:
         """Name exactly which inputs of a stage changed since its last apply: doit why STAGE."""
@@ -419,6 +470,7 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         task_stages,
         task__lock,
         task_validate,
+        task_check,
         task_render,
         task_deploy,
         task_plan,
@@ -512,20 +564,37 @@ def _destroyed_uptodate(s: Session, name: str) -> Callable[[], bool]:
 # --- actions ----------------------------------------------------------------------------------
 
 
-def session_from_doit(root: Path) -> Session:
+def session_from_doit(root: Path, extra_stages: Sequence[Stage] = ()) -> Session:
     from doit import get_var
 
     from stagegraph import signals
-    from stagegraph.doitdb import recover_doit_db
     from stagegraph.plugins.manager import set_command_line_imports, split_imports
 
     signals.install()
     set_command_line_imports(split_imports(get_var("import_plugin", None)))
-    # Before doit opens its database (it does so after loading dodo.py).
-    moved = recover_doit_db(root)
-    if moved:
-        print(f"warning: {moved}", file=sys.stderr)
-    return Session(root, sys.argv, get_var("config", None))
+    return Session(root, sys.argv, get_var("config", None), extra_stages, environment=get_var("env", None))
+
+
+def dodo_namespace(root: Path, extra_stages: Sequence[Stage] = ()) -> dict[str, Any]:
+    """Everything a dodo.py hands doit: its settings (DOIT_CONFIG) and the task creator.
+
+    `root` is the folder of dodo.py; the config (default nebari-config.yaml there, or
+    `config=`, `env=`) decides the deployment folder, and doit's database lives in it.
+    """
+    from stagegraph.doitconfig import DOIT_CONFIG
+    from stagegraph.doitdb import DOIT_DB, recover_doit_db
+
+    session = session_from_doit(root, extra_stages)
+    db = session.doit_db()
+    if db == session.project.home / DOIT_DB:
+        # Before doit opens its database (it does so after loading dodo.py).
+        moved = recover_doit_db(session.project.home)
+        if moved:
+            print(f"warning: {moved}", file=sys.stderr)
+    return {
+        "DOIT_CONFIG": {**DOIT_CONFIG, "dep_file": str(db)},
+        **make_task_creators(session),
+    }
 
 
 # --- plugins ----------------------------------------------------------------------------------

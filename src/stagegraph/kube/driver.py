@@ -19,6 +19,7 @@ In the sandbox there is no cluster: the stage also renders a `main.tf.json` of
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from stagegraph.kube.apply import (
     Resolver,
     apply_manifest,
     delete_object,
+    get_object,
     ref_of,
     would_change,
 )
@@ -130,6 +132,36 @@ def _logged(ctx: StageContext) -> Iterator[_Log]:
 
 _DONE = {"created": "Creation complete", "configured": "Modifications complete", "unchanged": "unchanged"}
 
+#: How long a CRD may take to become Established before the stage fails (seconds).
+ESTABLISH_TIMEOUT = 60.0
+
+
+def wait_established(
+    client: Any,
+    resolver: Resolver,
+    crds: Sequence[tuple[str, ObjectRef]],
+    log: Callable[[str], None],
+    timeout: float | None = None,
+) -> None:
+    """Wait until every CRD reports the condition Established=True, or fail naming it."""
+    timeout = ESTABLISH_TIMEOUT if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    for src, ref in crds:
+        while True:
+            obj = get_object(client, resolver, ref, src) or {}
+            conditions = (obj.get("status") or {}).get("conditions") or []
+            if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+                break
+            if time.monotonic() + delay > deadline:
+                raise DeployError(
+                    f"{src}: {ref.describe()} is not Established after {timeout:g}s; see "
+                    f"`kubectl get crd {ref.name} -o yaml` (status.conditions), then deploy again"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    log(f"{len(crds)} CRD(s) Established")
+
 
 @dataclass(frozen=True)
 class ManifestDriver:
@@ -162,9 +194,19 @@ class ManifestDriver:
             # Listed before the first write: a crash from here on leaves nothing untracked.
             write_inventory(ctx.stage_dir, [*stale, *new])
             resolver = Resolver(client)
+            pending: list[tuple[str, ObjectRef]] = []
             for src, manifest in docs:
+                if pending and manifest.get("kind") != "CustomResourceDefinition":
+                    # Objects after CRDs may be of their kinds: the API server serves a kind
+                    # only once its CRD is Established, a moment after the apply.
+                    wait_established(client, resolver, pending, log)
+                    pending = []
                 done = apply_manifest(client, resolver, manifest, src)
                 log(f"{done.ref.describe()}: {_DONE[done.action]} ({src})")
+                if manifest.get("kind") == "CustomResourceDefinition":
+                    pending.append((src, done.ref))
+            if pending:
+                wait_established(client, resolver, pending, log)
             for ref in reversed(stale):
                 gone = delete_object(client, resolver, ref)
                 log(

@@ -106,11 +106,17 @@ def run_bump(
     every registry lookup succeeded.
     """
     from stagegraph.atomic import write_atomic
+    from stagegraph.lockoverride import packaged_lockfile
     from stagegraph.pins.bump import apply_bump, format_markdown, format_table, plan_bump
     from stagegraph.pins.cadence import resolve_group
     from stagegraph.pins.sources import Sources
     from stagegraph.pins.usage import stages_using
 
+    if apply and project.lockfile_path.resolve() == packaged_lockfile().resolve():
+        raise StagegraphError(
+            f"{project.lockfile_name}: these are the pins of the installed stagegraph; upgrade stagegraph "
+            "for newer ones, or put the pins this deployment changes in lockfiles/overrides.yaml"
+        )
     chosen = resolve_group(group, today)
     plan = plan_bump(project.lock, chosen, Sources(registries))
     stages, note = _stages(project)
@@ -127,9 +133,12 @@ def run_bump(
     if not plan.changes:
         lines.append("nothing to change")
     elif apply:
+        from stagegraph.lockoverride import sync_packaged_copy
+
         apply_bump(plan, project.lockfile_path, changelog, today, affected, project.lockfile_name)
+        sync_packaged_copy(project.root, project.lockfile_path)
         # The Project caches the parsed lockfile; later tasks of this process must see the new one.
-        project.__dict__.pop("lock", None)
+        project.__dict__.pop("_lock_and_overrides", None)
         lines.append(
             f"wrote {project.lockfile_name} and {_name(project, changelog)}; "
             f"`doit deploy` re-renders and re-applies: {', '.join(affected) or 'no stage'}"

@@ -13,7 +13,9 @@ class CICD(Section):
     """Generate a CI/CD workflow that deploys on pushes to a branch."""
 
     type: Literal["github-actions", "gitlab-ci", "none"] = Field(
-        "none", description="CI/CD system to write a deploy workflow for, or none."
+        "none",
+        description="CI/CD system to write a deploy workflow for, or none: `doit render` writes "
+        ".github/workflows/nebari-ops[.<env>].yaml or one job per environment in .gitlab-ci.yml.",
     )
     branch: str = Field("main", description="Branch whose pushes trigger a deploy.")
     commit_render: bool = Field(

@@ -83,9 +83,10 @@ class NebariConfig(Section):
 
     # -- Main ---------------------------------------------------------------------------
     provider: Provider = Field(
-        "sandbox",
-        description="Where the cluster comes from: sandbox (offline stand-ins), local (kind), existing "
-        "(your kubeconfig), aws, gcp or azure. Cannot change after the first deploy.",
+        "local",
+        description="Where the cluster comes from: local (kind; Nebari's default), existing (your "
+        "kubeconfig), aws, gcp, azure, or sandbox (offline stand-ins, a rehearsal). Cannot change "
+        "after the first deploy.",
     )
     namespace: Namespace = Field("dev", description="Kubernetes namespace of the platform.")
     nebari_version: NebariVersion = Field(NEBARI_VERSION, description="Nebari release this config follows.")
@@ -200,7 +201,9 @@ class NebariConfig(Section):
                 provider = present[0]
                 data = {**data, "provider": provider}
         if provider is None and "provider" not in data:
-            provider = "sandbox"
+            # Nebari's schema default: a minimal Nebari config deploys a kind cluster, never
+            # a rehearsal. The sandbox is chosen explicitly (this repository's config does).
+            provider = "local"
         if provider in _DEFAULTED_SECTIONS and data.get(provider) is None:
             # Every field of these sections has a default; filling the section in lets stages
             # read `config.<provider>` without a None check.
@@ -227,7 +230,14 @@ class NebariConfig(Section):
             raise field_problem("storage.type", "efs is supported only with provider aws", "efs")
         unique_names(self.helm_extensions, self.tf_extensions)
         if self.certificate.type == "lets-encrypt" and not self.domain:
-            raise field_problem("domain", "required when certificate.type is lets-encrypt", self.domain)
+            # Nebari accepts this with the DNS challenge and fails at deploy; refused here at
+            # once, because the ACME certificate is issued for the domain and Traefik routes by it.
+            raise field_problem(
+                "domain",
+                "required when certificate.type is lets-encrypt (the certificate is issued for this "
+                "domain); set domain, or use type self-signed until the domain exists",
+                self.domain,
+            )
         return self
 
     @property

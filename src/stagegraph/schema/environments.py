@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from stagegraph.schema.base import NumberOrStr, Quantity, Section, StrOrMapping
 
@@ -130,4 +130,14 @@ class CondaStore(Section):
         "nebari-git", description="Namespace of the environments listed in this file."
     )
     object_storage: Quantity = Field("200Gi", description="Size of conda-store's object storage volume.")
-    worker: CondaStoreWorker | None = Field(None, description="Build worker settings (null: defaults).")
+    worker: CondaStoreWorker = Field(
+        default_factory=dict,
+        validate_default=True,
+        description="Build worker settings; left out or null: the defaults described in it apply.",
+    )
+
+    @field_validator("worker", mode="before")
+    @classmethod
+    def _null_worker(cls, value: Any) -> Any:
+        # Nebari writes `worker: null` meaning the defaults; they apply, never nothing.
+        return {} if value is None else value

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from stagegraph.schema.base import Section, field_problem
 
@@ -103,14 +103,30 @@ class TerraformExtension(Section):
         min_length=1, description="Path the app is served under (https://<domain>/<urlslug>)."
     )
     private: bool = Field(False, description="Whether only logged-in users may reach it.")
-    oauth2client: bool = Field(False, description="Whether to create a Keycloak OAuth client for it.")
-    keycloakadmin: bool = Field(False, description="Whether to give it Keycloak admin credentials.")
-    jwt: bool = Field(False, description="Whether to pass it a JWT of the logged-in user.")
+    # Nebari's switches that stagegraph does not implement yet: accepted as false (Nebari
+    # writes them so), refused as true rather than silently ignored.
+    oauth2client: bool = Field(
+        False, description="Nebari: create a Keycloak OAuth client for it. Not supported yet: must be false."
+    )
+    keycloakadmin: bool = Field(
+        False, description="Nebari: give it Keycloak admin credentials. Not supported yet: must be false."
+    )
+    jwt: bool = Field(False, description="Nebari: pass it a JWT secret. Not supported yet: must be false.")
     nebariconfigyaml: bool = Field(
-        False, description="Whether to mount the platform config (secrets masked) into it."
+        False, description="Nebari: mount the platform config into it. Not supported yet: must be false."
     )
     logout: str | None = Field(None, description="Path of its logout endpoint.")
     envs: list[ExtensionEnv] | None = Field(None, description="Environment variables of its container.")
+
+    @field_validator("oauth2client", "keycloakadmin", "jwt", "nebariconfigyaml")
+    @classmethod
+    def _not_yet(cls, value: bool, info: ValidationInfo) -> bool:
+        if value:
+            raise ValueError(
+                "true is not supported yet (stagegraph would ignore it); set it to "
+                "false, and use private: true to put the platform's Keycloak login in front of the app"
+            )
+        return value
 
     @field_validator("name")
     @classmethod

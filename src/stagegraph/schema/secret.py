@@ -49,7 +49,7 @@ class SecretRef(Section):
     """Where to find a secret: a key inside a SOPS-encrypted file under `secrets/`."""
 
     sops: SopsPath = Field(
-        description="Path of the SOPS-encrypted file, relative to the project root and inside "
+        description="Path of the SOPS-encrypted file, relative to the config file's folder and inside "
         "secrets/ (e.g. secrets/keycloak.enc.yaml).",
     )
     key: SecretKey = Field(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from stagegraph.schema.base import Quantity, Section
 
@@ -66,13 +66,32 @@ class MonitoringOverrides(Section):
     )
 
 
+#: What `nebari init --explicit` writes for monitoring.healthchecks.kuberhealthy_helm_version.
+NEBARI_KUBERHEALTHY_HELM_VERSION = "100"
+
+
 class Healthchecks(Section):
     """Kuberhealthy health checks (stages 10 and 11)."""
 
     enabled: bool = Field(False, description="Whether to install Kuberhealthy and the platform checks.")
     kuberhealthy_helm_version: str | None = Field(
-        None, description="Kuberhealthy chart version; null: the version pinned in lockfiles/versions.yaml."
+        None,
+        description="Nebari's Kuberhealthy chart version. stagegraph deploys Kuberhealthy from manifests "
+        "with the image pinned in lockfiles/versions.yaml, so only null or Nebari's default (100) is accepted.",
     )
+
+    @field_validator("kuberhealthy_helm_version", mode="before")
+    @classmethod
+    def _pinned_only(cls, value: Any) -> Any:
+        # Nebari writes its default, "100", into every explicit config: that means "the
+        # release's Kuberhealthy", which here is the lockfile's pin. Any other value would
+        # be ignored, so it is refused.
+        if value is not None and str(value) != NEBARI_KUBERHEALTHY_HELM_VERSION:
+            raise ValueError(
+                "stagegraph deploys Kuberhealthy from manifests with images.kuberhealthy of "
+                "lockfiles/versions.yaml, not from this chart version; remove the key (or bump the pin)"
+            )
+        return None if value is None else str(value)
 
 
 class Monitoring(Section):

@@ -106,10 +106,9 @@ class StagegraphSettings(Section):
     output_directory: str = Field(
         "stages",
         min_length=1,
-        description="Folder, relative to the config file, for rendered stages (Nebari's `stages/`); "
-        "it must stay inside the deployment folder: no absolute path, no '..', not '.' and not one of "
-        + ", ".join(sorted(_RESERVED))
-        + ".",
+        description="Folder for rendered stages (Nebari's `stages/`), relative to the deployment folder "
+        "(the config's folder, or <env>/ for nebari-config.<env>.yaml); it must stay inside it: no "
+        "absolute path, no '..', not '.' and not one of " + ", ".join(sorted(_RESERVED)) + ".",
     )
     terraform: TerraformTool = Field(
         default_factory=dict, validate_default=True, description="Which Terraform to run."

@@ -2,6 +2,9 @@
 
 Each check is a KuberhealthyCheck running Kuberhealthy's http-check image against the
 service's public URL, so it also proves the ingress, DNS and certificate in front of it.
+With a self-signed certificate a probe through the public URL can only fail TLS
+verification, so the checks probe the in-cluster address of each service instead
+(`svc_addresses`, the table behind 07's `internal_urls`).
 
 The URLs are rendered from the config (https://<domain> + the service's path), not filled
 in at deploy time from the outputs of 07-kubernetes-services: that keeps the render pure
@@ -30,6 +33,7 @@ from stagegraph.stages.common import ClusterNamespaceInputs
 from stagegraph.stages.infrastructure import InfrastructureOutputs
 from stagegraph.stages.kuberhealthy import KuberhealthyOutputs
 from stagegraph.stages.services import ServicesOutputs
+from stagegraph.stages.svc_addresses import internal_url
 
 NAME = "11-kubernetes-kuberhealthy-healthchecks"
 SERVICE_LABEL = "stagegraph/service"
@@ -50,6 +54,9 @@ SERVICES: dict[str, tuple[str, str]] = {
 
 class HealthchecksInputs(ClusterNamespaceInputs):
     urls: dict[str, str] = Field(description="Public URL of each service, from 07-kubernetes-services.")
+    internal_urls: dict[str, str] = Field(
+        default_factory=dict, description="In-cluster URL of each service, from 07-kubernetes-services."
+    )
 
 
 class HealthchecksOutputs(StageIO):
@@ -63,6 +70,7 @@ def connect(up: Upstream) -> HealthchecksInputs:
         kube_context=infra.kube_context,
         namespace=kh.namespace,
         urls=services.urls,
+        internal_urls=services.internal_urls,
     )
 
 
@@ -134,9 +142,13 @@ def manifests(ctx: RenderContext) -> dict[str, Manifest]:
             "https://<domain>/...); set domain in nebari-config.yaml or disable the health checks"
         )
     image = ctx.pins.image("kuberhealthy_http_check").ref
+    in_cluster = ctx.config.certificate.type == "self-signed"
     out = {}
     for service in enabled_services(ctx):
-        base = f"https://{domain}{SERVICES[service][0]}"
+        if in_cluster:
+            base = internal_url(service, ctx.config.namespace)
+        else:
+            base = f"https://{domain}{SERVICES[service][0]}"
         out[f"manifests/{check_name(service)}.yaml"] = http_check(service, base, ctx.config.namespace, image)
     return out
 
@@ -170,13 +182,16 @@ def render(ctx: RenderContext) -> Rendered:
 
 def verify_urls(ctx: StageContext, docs: Sequence[Source]) -> None:
     """Every check probes a service 07 runs, at the address 07 reports."""
-    urls = ctx.variables.get("urls") or {}
+    public = ctx.variables.get("urls") or {}
+    internal = ctx.variables.get("internal_urls") or {}
     for src, manifest in docs:
         meta = manifest.get("metadata", {})
         service = meta.get("labels", {}).get(SERVICE_LABEL)
         base = meta.get("annotations", {}).get(URL_ANNOTATION)
         if service is None or base is None:
             continue  # not one of ours (a hand-added check): nothing to compare
+        # A probe of an in-cluster address (self-signed certificate) answers to internal_urls.
+        urls = internal if base.startswith("http://") and ".svc:" in base else public
         if urls.get(service) != base:
             reported = urls.get(service, "no such service")
             raise DeployError(
@@ -198,6 +213,7 @@ STAGE = Stage(
     config_sections=(
         "namespace",
         "domain",
+        "certificate",
         "monitoring.healthchecks",
         "monitoring.enabled",
         "argo_workflows.enabled",

@@ -19,7 +19,7 @@ from stagegraph.stages.common import (
     helm_release,
     require_rendered_provider,
 )
-from stagegraph.tfjson import TerraformModule, depends, literal
+from stagegraph.tfjson import Ref, TerraformModule, depends, literal
 
 NAME = "02-infrastructure"
 
@@ -30,6 +30,9 @@ class InfrastructureOutputs(StageIO):
     cluster_name: str = Field(description="Name of the cluster.")
     node_selectors: dict[str, NodeSelector] = Field(
         description="Node selectors for the general, user and worker node groups."
+    )
+    load_balancer_pool: str | None = Field(
+        None, description="Addresses MetalLB hands to LoadBalancer services (local: from the kind network)."
     )
 
 
@@ -68,6 +71,7 @@ def _existing(ctx: RenderContext) -> dict[str, Any]:
     m.output("kube_context", "${var.kube_context}", "Context of the existing cluster.")
     m.output("cluster_name", "${var.kube_context}", "Name of the cluster (its context).")
     m.output("node_selectors", literal(_selectors(ctx)), "Node selectors per node group.")
+    m.output("load_balancer_pool", None, "No MetalLB: the existing cluster brings its load balancers.")
     return {**m.document(), "variable": EXISTING_VARIABLES}
 
 
@@ -99,7 +103,7 @@ def _kind(ctx: RenderContext) -> dict[str, Any]:
     m = TerraformModule(sandbox=ctx.sandbox, comment=header(NAME))
     m.require(
         ctx.pins.version("terraform"),
-        {p: ctx.pins.provider(p) for p in ("kind", "helm", "kubectl")},
+        {p: ctx.pins.provider(p) for p in ("kind", "docker", "helm", "kubectl")},
     )
     node = ctx.pins.kind_node_image()
     cluster_name = f"{ctx.config.project_name}-{ctx.config.namespace}"
@@ -127,6 +131,8 @@ def _kind(ctx: RenderContext) -> dict[str, Any]:
     }
     m.provider("helm", {"kubernetes": [access]})
     m.provider("kubectl", {**access, "load_config_file": True})
+    m.provider("docker", {})
+    pool_range = _metallb_range(m, cluster)
     metallb = helm_release(
         m,
         ctx,
@@ -142,8 +148,7 @@ def _kind(ctx: RenderContext) -> dict[str, Any]:
         "apiVersion": "metallb.io/v1beta1",
         "kind": "IPAddressPool",
         "metadata": {"name": "kind", "namespace": "metallb-system"},
-        # kind's docker network is 172.18.0.0/16 by default; the top of it is free.
-        "spec": {"addresses": ["172.18.255.200-172.18.255.250"]},
+        "spec": {"addresses": [pool_range]},
     }
     advert = {
         "apiVersion": "metallb.io/v1beta1",
@@ -164,7 +169,32 @@ def _kind(ctx: RenderContext) -> dict[str, Any]:
     m.output("kube_context", f"kind-{literal(cluster_name)}", "Context of the kind cluster.")
     m.output("cluster_name", cluster.attr("name"), "Name of the cluster.")
     m.output("node_selectors", literal(_selectors(ctx)), "Node selectors per node group.")
+    m.output("load_balancer_pool", pool_range, "Addresses MetalLB hands to LoadBalancer services.")
     return m.document()
+
+
+#: kind's docker network when Docker picks the first free private range; the sandbox
+#: computes the pool from it through the same Terraform expressions a real deploy runs.
+SANDBOX_KIND_SUBNET = "172.18.0.0/16"
+
+
+def _metallb_range(m: TerraformModule, cluster: Ref) -> str:
+    """MetalLB's address range inside the `kind` docker network, as Nebari computes it.
+
+    Docker picks the network's subnet when kind first creates it (172.18.0.0/16 on a fresh
+    machine, another range when that one is taken), so it is read from Docker at apply
+    time: the IPv4 entry (the one with a gateway) of the network's IPAM config, hosts 356
+    to 406 of it, which is Nebari's choice (away from the low addresses Docker hands to
+    the kind nodes).
+    """
+    network = m.data("docker_network", "kind", {"name": "kind", "depends_on": depends(cluster)})
+    if m.sandbox:  # the twin of a data source has no attributes a real Docker would answer
+        m.local("kind_subnet", SANDBOX_KIND_SUBNET)
+    else:
+        m.local(
+            "kind_subnet", f'${{[for n in {network.address}.ipam_config : n.subnet if n.gateway != ""][0]}}'
+        )
+    return "${cidrhost(local.kind_subnet, 356)}-${cidrhost(local.kind_subnet, 406)}"
 
 
 def _hcl_object(value: Any) -> str:
@@ -185,6 +215,7 @@ STAGE = Stage(
         "providers.kind",
         "providers.helm",
         "providers.kubectl",
+        "providers.docker",
         "helm_charts.metallb",
         "kubernetes.kind_node_image",
     ),
@@ -194,6 +225,7 @@ STAGE = Stage(
         kube_context="kind-mock",
         cluster_name="mock",
         node_selectors={},
+        load_balancer_pool="172.18.1.100-172.18.1.150",
     ),
     provider_subdir=True,
     priority=20,

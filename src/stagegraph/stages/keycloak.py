@@ -11,9 +11,9 @@ that "succeeded" behind a broken ingress route fails here, not in the next stage
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import yaml
 from pydantic import Field
 
 from stagegraph.errors import RenderError, StagegraphError
@@ -89,8 +89,13 @@ def _labels(selector: NodeSelector | None) -> dict[str, str]:
 
 
 def _yaml_list(items: list[dict[str, Any]]) -> str:
-    # The chart runs these values through `tpl` as YAML text; JSON is YAML and deterministic.
-    return json.dumps(items, sort_keys=True)
+    """YAML list items in block style, as the chart splices them.
+
+    keycloakx writes `{{ tpl .Values.extraEnv . | nindent 12 }}` right after list items of
+    its own (`env:`, `volumes:`), so the value must be more `- ...` items: a JSON array
+    there (flow style) makes the StatefulSet invalid YAML.
+    """
+    return yaml.safe_dump(items, sort_keys=True, default_flow_style=False)
 
 
 def keycloak_values(ctx: RenderContext) -> dict[str, Any]:

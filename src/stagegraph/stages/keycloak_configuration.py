@@ -102,7 +102,8 @@ CLIENTS: tuple[OAuthClient, ...] = (
     OAuthClient(
         "conda_store",
         "conda_store",
-        ("/conda-store/oauth_callback",),
+        # conda-store serves its callback with the trailing slash, and Keycloak compares exactly.
+        ("/conda-store/oauth_callback/",),
         ("conda-store",),
         ("view-realm", "view-users", "view-clients"),
     ),
@@ -111,6 +112,11 @@ CLIENTS: tuple[OAuthClient, ...] = (
     # oauth2-proxy in front of private routes (07's forward-auth, 08's extensions).
     OAuthClient("forwardauth", "forwardauth", ("/oauth2/callback",), ()),
 )
+#: The read-only Keycloak user of 07's services that look users' groups up (the Argo
+#: workflow controller), as Nebari creates it; its credentials live in this secret.
+READER_USER = "read-only-user"
+READER_SECRET = "keycloak-read-only-user-credentials"  # noqa: S105 - a secret's name
+READER_ROLES = ("view-users", "query-users", "query-groups", "view-clients")
 #: realm-management roles granted to groups, as Nebari does (admins manage users).
 GROUP_REALM_MANAGEMENT_ROLES: dict[str, tuple[str, ...]] = {
     "superadmin": ("realm-admin",),
@@ -325,7 +331,7 @@ def _realm_management(m: TerraformModule, realm_id: str, clients: dict[str, Ref]
     )
     management_id = management.attr("id", sandbox="sandbox-client-realm-management")
     # Service accounts take roles by name; only group role mappings need the role ids.
-    wanted = sorted({r for roles in GROUP_REALM_MANAGEMENT_ROLES.values() for r in roles})
+    wanted = sorted({r for roles in GROUP_REALM_MANAGEMENT_ROLES.values() for r in roles} | set(READER_ROLES))
     role_ids: dict[str, str] = {}
     for role in wanted:
         ref = m.data(
@@ -349,6 +355,42 @@ def _realm_management(m: TerraformModule, realm_id: str, clients: dict[str, Ref]
                 },
             )
     return role_ids
+
+
+def _read_only_user(m: TerraformModule, realm_id: str, role_ids: dict[str, str]) -> None:
+    """The read-only user and its Kubernetes secret; the password lives in Terraform state only."""
+    password = m.resource(
+        "random_password", "read_only_user", {"length": 32, "special": False, "keepers": {"realm": realm_id}}
+    )
+    value = password.attr("result", sandbox="sandbox-read-only-password")
+    user = m.resource(
+        "keycloak_user",
+        "read_only_user",
+        {
+            "realm_id": realm_id,
+            "username": READER_USER,
+            "enabled": True,
+            "initial_password": [{"value": value, "temporary": False}],
+        },
+    )
+    m.resource(
+        "keycloak_user_roles",
+        "read_only_user",
+        {
+            "realm_id": realm_id,
+            "user_id": user.attr("id", sandbox=f"sandbox-user-{READER_USER}"),
+            "role_ids": [role_ids[r] for r in READER_ROLES],
+        },
+    )
+    m.resource(
+        "kubernetes_secret",
+        "read_only_user",
+        {
+            "metadata": [{"name": READER_SECRET, "namespace": "${var.namespace}"}],
+            "data": {"username": READER_USER, "password": value, "client_id": "admin-cli", "realm": REALM},
+            "type": "Opaque",
+        },
+    )
 
 
 def _groups(m: TerraformModule, realm_id: str, names: Sequence[str]) -> dict[str, str]:
@@ -384,7 +426,7 @@ def _roles(
 def render(ctx: RenderContext) -> Rendered:
     security = ctx.config.security
     m = TerraformModule(sandbox=ctx.sandbox, comment=header(NAME))
-    providers = {p: ctx.pins.provider(p) for p in ("keycloak", "kubernetes")}
+    providers = {p: ctx.pins.provider(p) for p in ("keycloak", "kubernetes", "random")}
     m.require(ctx.pins.version("terraform"), providers)
     _providers(m)
     realm = m.resource(
@@ -401,6 +443,7 @@ def render(ctx: RenderContext) -> Rendered:
     _identity_provider(m, ctx, realm_id)
     clients = _clients(m, realm_id, _hub_routes(ctx))
     management_roles = _realm_management(m, realm_id, clients)
+    _read_only_user(m, realm_id, management_roles)
     groups = realm_groups(security.groups, bool(security.shared_users_group))
     group_ids = _groups(m, realm_id, groups)
     m.resource(
@@ -443,7 +486,7 @@ STAGE = Stage(
     render=render,
     depends_on=("02-infrastructure", "03-kubernetes-initialize", "05-kubernetes-keycloak"),
     config_sections=SECTIONS,
-    pins=("terraform", "providers.keycloak", "providers.kubernetes"),
+    pins=("terraform", "providers.keycloak", "providers.kubernetes", "providers.random"),
     inputs=KeycloakConfigurationInputs,
     connect=connect,
     outputs=KeycloakConfigurationOutputs,

@@ -34,6 +34,7 @@ from stagegraph.stages.keycloak import KeycloakOutputs
 from stagegraph.stages.keycloak_configuration import KeycloakConfigurationOutputs
 from stagegraph.stages.kubernetes_initialize import InitializeOutputs
 from stagegraph.stages.stage_checks import hub_check
+from stagegraph.stages.svc_addresses import internal_url
 from stagegraph.stages.svc_argo import argo_workflows, hub_settings
 from stagegraph.stages.svc_conda_store import conda_store
 from stagegraph.stages.svc_dask import dask_gateway
@@ -52,6 +53,10 @@ NAME = "07-kubernetes-services"
 class ServicesInputs(ClusterNamespaceInputs):
     domain: str = Field(description="Domain the services answer on.")
     certificate_type: str = Field(description="Certificate the ingress serves (self-signed, ...).")
+    certificate_ca: str | None = Field(
+        None,
+        description="Self-signed ingress certificate (base64 PEM) the API server verifies webhooks with.",
+    )
     node_selectors: dict[str, NodeSelector] = Field(
         description="Node selectors of the general, user and worker node groups."
     )
@@ -67,6 +72,9 @@ class ServicesInputs(ClusterNamespaceInputs):
 
 class ServicesOutputs(StageIO):
     urls: dict[str, str] = Field(description="Public URL of each deployed service.")
+    internal_urls: dict[str, str] = Field(
+        default_factory=dict, description="In-cluster URL of each deployed service (same content as urls)."
+    )
     forwardauth_service: str = Field(description="In-cluster address of the forward-auth service.")
     forwardauth_middleware: str = Field(
         "forwardauth", description="Traefik Middleware (in the platform namespace) that requires a login."
@@ -83,6 +91,7 @@ def connect(up: Upstream) -> ServicesInputs:
         namespace=init.namespace,
         domain=ingress.domain,
         certificate_type=ingress.certificate_type,
+        certificate_ca=ingress.certificate_ca,
         node_selectors=infra.node_selectors,
         registry_pull_secret=init.registry_pull_secret,
         keycloak_url=keycloak.keycloak_url,
@@ -96,6 +105,7 @@ def connect(up: Upstream) -> ServicesInputs:
 #: Exactly what the render reads. monitoring.healthchecks belongs to stages 10 and 11.
 SECTIONS = (
     "argo_workflows",
+    "certificate.type",
     "conda_store",
     "default_images",
     "environments",
@@ -149,6 +159,11 @@ def render(ctx: RenderContext) -> Rendered:
     if ctx.config.jhub_apps.enabled:
         urls["jhub_apps"] = "https://${var.domain}/services/japps/"
     m.output("urls", dict(sorted(urls.items())), "Public URL of each deployed service.")
+    m.output(
+        "internal_urls",
+        {name: internal_url(name, NAMESPACE) for name in sorted(urls)},
+        "In-cluster URL of each deployed service.",
+    )
     m.output("forwardauth_service", auth.address, "Forward-auth address for Traefik forwardAuth middlewares.")
     m.output("forwardauth_middleware", auth.middleware, "Traefik Middleware that requires a login.")
     return {"main.tf.json": m.document()}

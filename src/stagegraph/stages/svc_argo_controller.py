@@ -15,21 +15,26 @@ BEFORE it exists, and it keeps every client (hera, the argo CLI) working. So:
   overridable by argo_workflows.nebari_workflow_controller.image_tag).
 
 The webhooks reach the controller through the ingress at /argo/validate and /argo/mutate,
-as Nebari does, so the API server needs no in-cluster certificate for it.
+as Nebari does, so the controller needs no certificate of its own. With a public
+certificate the API server calls the public URL; with a self-signed one (which it could not
+verify) it calls Traefik's in-cluster Service and verifies the certificate 04 made for
+that name (`certificate_ca`), so workflows are not refused for a TLS error.
 """
 
 from __future__ import annotations
 
 from stagegraph.stage import RenderContext
+from stagegraph.stages.ingress import TRAEFIK_SERVICE, in_cluster_host
+from stagegraph.stages.keycloak_configuration import READER_SECRET
 from stagegraph.stages.svc_images import resolve_image
-from stagegraph.stages.svc_kube import NAMESPACE, Route, deployment, host, manifest, secret_env, service
+from stagegraph.stages.svc_kube import NAMESPACE, Route, deployment, manifest, secret_env, service
 from stagegraph.tfjson import Ref, TerraformModule
 
 NAME = "nebari-workflow-controller"
 SERVICE = "wf-admission-controller"
 PORT = 8080
 #: Created by 06: a read-only Keycloak user the controller looks groups up with.
-KEYCLOAK_READER_SECRET = "keycloak-read-only-user-credentials"  # noqa: S105 - a secret's name
+KEYCLOAK_READER_SECRET = READER_SECRET
 #: Argo roles whose members may submit workflows (the viewer role may not).
 VALID_ROLES = ("argo-admin", "argo-developer")
 
@@ -137,7 +142,7 @@ def workflow_controller(
                     {
                         "name": f"wf-{path}-admission-controller.${{var.namespace}}.svc",
                         "admissionReviewVersions": ["v1", "v1beta1"],
-                        "clientConfig": {"url": f"https://${{var.domain}}/{prefix}/{path}"},
+                        "clientConfig": _client_config(ctx, f"/{prefix}/{path}"),
                         "rules": [
                             {
                                 "apiGroups": ["argoproj.io"],
@@ -155,7 +160,23 @@ def workflow_controller(
             },
             after=(svc,),
         )
+    hosts = "Host(`${var.domain}`)"
+    if _in_cluster(ctx):
+        hosts = f"({hosts} || Host(`{in_cluster_host('${var.namespace}')}`))"
     return [
-        Route(host(f"Path(`/{prefix}/validate`)"), SERVICE, PORT, ("argo-stripprefix",)),
-        Route(host(f"Path(`/{prefix}/mutate`)"), SERVICE, PORT, ("argo-stripprefix",)),
+        Route(f"{hosts} && (Path(`/{prefix}/{path}`))", SERVICE, PORT, ("argo-stripprefix",))
+        for path in ("validate", "mutate")
     ]
+
+
+def _in_cluster(ctx: RenderContext) -> bool:
+    return ctx.config.certificate.type == "self-signed"
+
+
+def _client_config(ctx: RenderContext, path: str) -> dict[str, object]:
+    if not _in_cluster(ctx):
+        return {"url": f"https://${{var.domain}}{path}"}
+    return {
+        "service": {"name": TRAEFIK_SERVICE, "namespace": NAMESPACE, "port": 443, "path": path},
+        "caBundle": "${var.certificate_ca}",
+    }

@@ -1,0 +1,123 @@
+"""Defects a reading against the real charts found (issue 11: 1, 2 and 5), each caught twice:
+the render no longer has it, and the checks flag it if it came back.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+from checkhelpers import ROOT, check, doc, edited, problem_lines, render_file, render_text
+
+from stagegraph.errors import ConfigError
+
+DEFAULT = ROOT / "nebari-config.yaml"
+
+
+def _values(stages: Any, stage: str, local: str) -> dict[str, Any]:
+    values: dict[str, Any] = doc(stages, stage)["locals"][local]
+    return values
+
+
+# --- 1. Traefik 34 refuses `ports.web.redirectTo` at template time ---------------------------
+
+
+def test_traefik_redirects_web_with_the_chart_34_syntax() -> None:
+    web = _values(render_file(DEFAULT), "04-kubernetes-ingress", "traefik_values")["ports"]["web"]
+    assert "redirectTo" not in web
+    assert web["redirections"]["entryPoint"] == {"to": "websecure", "scheme": "https", "permanent": True}
+
+
+def test_helm_values_check_flags_the_removed_redirect_syntax() -> None:
+    def old(data: dict[str, Any]) -> None:
+        data["locals"]["traefik_values"]["ports"]["web"] = {"redirectTo": {"port": "websecure"}}
+
+    report = check(edited(render_file(DEFAULT), "04-kubernetes-ingress", old), only=["helm-values"])
+    assert problem_lines(report) == [
+        "04-kubernetes-ingress: helm-values: main.tf.json helm_release.traefik (traefik 34.4.1): "
+        "ports.web.redirectTo: not a value of the chart (neither in its values.yaml nor in its "
+        "values.schema.json); the chart ignores it"
+    ]
+
+
+# --- 2. keycloakx splices extraEnv after its own env items --------------------------------
+
+
+def _splice(value: str) -> Any:
+    # What the chart's statefulset.yaml does: its own `env:` items, then `tpl . | nindent 12`.
+    text = "env:\n  - name: KC_HTTP_RELATIVE_PATH\n    value: /auth\n" + "\n".join(
+        "  " + line for line in value.strip("\n").splitlines()
+    )
+    return yaml.safe_load(text)["env"]
+
+
+@pytest.mark.parametrize("key", ["extraEnv", "extraVolumes", "extraVolumeMounts"])
+def test_keycloak_extra_lists_splice_into_the_statefulset_as_list_items(key: str) -> None:
+    value = _values(render_file(DEFAULT), "05-kubernetes-keycloak", "keycloak_values")[key]
+    spliced = _splice(value)
+    assert len(spliced) > 1 and all(isinstance(item, dict) for item in spliced)
+    if key == "extraEnv":
+        names = [item["name"] for item in spliced]
+        assert "KC_BOOTSTRAP_ADMIN_PASSWORD" in names and "KC_HOSTNAME" in names
+
+
+def test_helm_values_check_flags_a_json_string_where_the_chart_splices_yaml() -> None:
+    def old(data: dict[str, Any]) -> None:
+        values = data["locals"]["keycloak_values"]
+        values["extraEnv"] = json.dumps([{"name": "KC_HOSTNAME", "value": "${var.base_url}/auth"}])
+
+    report = check(edited(render_file(DEFAULT), "05-kubernetes-keycloak", old), only=["helm-values"])
+    lines = problem_lines(report)
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        "05-kubernetes-keycloak: helm-values: main.tf.json helm_release.keycloak (keycloakx 2.5.1): "
+        "extraEnv: the chart splices it into its YAML (tpl | nindent) and gets invalid YAML"
+    )
+
+
+# --- 5. ingress.terraform_overrides reach the Service and Traefik's arguments -------------
+
+OVERRIDES = """
+ingress:
+  terraform_overrides:
+    load-balancer-ip: 10.0.0.7
+    load-balancer-annotations:
+      service.beta.kubernetes.io/aws-load-balancer-internal: "true"
+    additional-arguments:
+      - --log.level=DEBUG
+"""
+
+
+def _config(extra: str) -> str:
+    return DEFAULT.read_text() + extra
+
+
+def test_ingress_overrides_set_what_nebari_sets() -> None:
+    stages = render_text(_config(OVERRIDES))
+    values = _values(stages, "04-kubernetes-ingress", "traefik_values")
+    assert values["service"]["spec"] == {"loadBalancerIP": "10.0.0.7"}
+    assert values["service"]["annotations"] == {
+        "service.beta.kubernetes.io/aws-load-balancer-internal": "true"
+    }
+    assert values["additionalArguments"][-1] == "--log.level=DEBUG"
+    assert not {"load-balancer-ip", "load-balancer-annotations", "additional-arguments"} & set(values)
+    assert problem_lines(check(stages, only=["helm-values"])) == []
+
+
+def test_helm_values_check_flags_overrides_merged_as_top_level_values() -> None:
+    def old(data: dict[str, Any]) -> None:
+        data["locals"]["traefik_values"]["load-balancer-ip"] = "10.0.0.7"
+
+    report = check(edited(render_file(DEFAULT), "04-kubernetes-ingress", old), only=["helm-values"])
+    assert [line.split(": ")[3] for line in problem_lines(report)] == ["load-balancer-ip"]
+
+
+def test_an_unknown_ingress_override_is_refused_naming_the_known_ones() -> None:
+    with pytest.raises(ConfigError) as caught:
+        render_text(_config("ingress:\n  terraform_overrides:\n    load-balancer-ips: 10.0.0.7\n"))
+    assert (
+        "ingress.terraform_overrides.load-balancer-ips: unknown key; did you mean 'load-balancer-ip'?"
+        in str(caught.value)
+    )
