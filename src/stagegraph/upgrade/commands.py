@@ -67,7 +67,11 @@ def upgrade(s: Session, decide: Sequence[str], from_version: str, confirm: Seque
         return "\n".join(f"upgrade action {a.id}: recorded as done" for a in done)
     if show:
         return format_actions(deploy_actions.load(state_dir))
-    s.hold_lock("upgrade")  # never rewrite the config under a running deploy
+    from stagegraph.projectlock import hold_for_process
+
+    # Never rewrite the config under a running deploy. Only the lock: the folder's identity
+    # check reads the config, which is in an older format until this command is done.
+    hold_for_process(project.state_dir, "upgrade")
     result = upgrade_file(
         project.config_path, parse_decisions(list(decide)), from_version, project.config_name
     )
