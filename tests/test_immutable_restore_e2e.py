@@ -21,12 +21,14 @@ def test_immutable_field_change_is_refused_before_terraform_then_allowed(tmp_pat
     logs = log_times(project)
     assert json.loads(records["01-terraform-state.json"])["immutable"]["project_name"] == "demo"
 
-    project.edit_config(lambda c: c.update(project_name="renamed"))
+    # project_name and provider are also guarded by the folder identity (stagegraph.identity);
+    # namespace is guarded by the immutable table alone.
+    project.edit_config(lambda c: c.update(namespace="other"))
     refused = project.doit("deploy", check=False)
     assert refused.returncode != 0
     out = refused.stdout + refused.stderr
-    assert "nebari-config.yaml: project_name: changed from 'demo'" in out
-    assert "doit deploy --allow-change project_name" in out
+    assert "nebari-config.yaml: namespace: changed from 'dev'" in out
+    assert "doit deploy --allow-change namespace" in out
     # Nothing applied: no Terraform log written, no record touched.
     assert log_times(project) == logs
     assert {p.name: p.read_bytes() for p in (project.state_dir / "records").glob("*.json")} == records
@@ -34,18 +36,18 @@ def test_immutable_field_change_is_refused_before_terraform_then_allowed(tmp_pat
     assert set(project.statuses().values()) == {"failed", "not-run"}
 
     wrong = project.doit("deploy", "--allow-change", "provider", check=False)
-    assert wrong.returncode != 0 and "project_name: changed from 'demo'" in wrong.stdout + wrong.stderr
+    assert wrong.returncode != 0 and "namespace: changed from 'dev'" in wrong.stdout + wrong.stderr
     unknown = project.doit("deploy", "--allow-change", "domain", check=False)
     assert "--allow-change domain: not a field that needs it" in unknown.stdout + unknown.stderr
 
-    allowed = project.doit("deploy", "--allow-change", "project_name")
-    assert "project_name: 'demo' -> 'renamed' (allowed by --allow-change)" in allowed.stdout
+    allowed = project.doit("deploy", "--allow-change", "namespace")
+    assert "namespace: 'dev' -> 'other' (allowed by --allow-change)" in allowed.stdout
     assert project.applied_in_last_run()  # it went ahead
     assert (
-        json.loads((project.state_dir / "records" / "01-terraform-state.json").read_text())["immutable"][
-            "project_name"
-        ]
-        == "renamed"
+        json.loads((project.state_dir / "records" / "03-kubernetes-initialize.json").read_text())[
+            "immutable"
+        ]["namespace"]
+        == "other"
     )
     assert project.doit("deploy").returncode == 0  # the flag was needed once
 
