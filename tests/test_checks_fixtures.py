@@ -1,8 +1,8 @@
 """`doit check`'s checks on every fixture config's render: they pass, and they look at things.
 
 The configs are the repository's own, every rendered `*.happy.yaml` fixture and the
-Nebari-written config of ../shared/fixtures (the golden-file configs among them). Cloud
-providers (aws, gcp, azure) validate but are not rendered yet, so they have nothing to check.
+Nebari-written config of ../shared/fixtures (the golden-file configs among them), the cloud
+fixtures (aws, gcp, azure) included.
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ from stagegraph.configfile import load_config
 from stagegraph.stages.common import RENDERED_PROVIDERS
 
 FIXTURES = ROOT / "tests" / "fixtures" / "configs"
+#: Pinned charts whose data ../shared/charts does not hold yet (it is maintained outside this
+#: repository). Their values are checked only where `doit check` can download the chart; here
+#: the check must name them as skipped, and nothing else may be skipped.
+ABSENT_FROM_SHARED_DATA = {"cluster-autoscaler 9.43.2"}
 CONFIGS = [
     ROOT / "nebari-config.yaml",
     ROOT.parent / "shared" / "fixtures" / "nebari" / "local.yaml",
@@ -36,8 +40,10 @@ def test_every_fixture_render_passes_every_check(path: Path) -> None:
         pytest.skip(f"{path.name}: provider {load_config(path).provider} validates but is not rendered yet")
     report = check(render_file(path))
     assert [f.line() for f in report.problems] == []
-    # Every pinned chart a release uses has its data: nothing is skipped for lack of it.
-    assert [f.line() for f in report.skipped if "no data for chart" in f.message] == []
+    # Every pinned chart a release uses has its data: nothing is skipped for lack of it, but
+    # for the charts named above, and those are named in the skip.
+    skipped = [f.message for f in report.skipped if "no data for chart" in f.message]
+    assert [m for m in skipped if not any(f"chart {c} " in m for c in ABSENT_FROM_SHARED_DATA)] == []
     assert {c.name for c in registered_checks()} >= {"kubernetes-objects", "helm-values"}
 
 

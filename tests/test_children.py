@@ -107,3 +107,69 @@ def test_no_terraform_starts_once_shutdown_began(tmp_path: Path, monkeypatch: py
         if running.poll() is None:
             running.kill()
         tfprocess._untrack(running)
+
+
+def test_what_terraform_left_running_goes_when_its_deploy_is_killed(tmp_path: Path) -> None:
+    # A provisioner's background job: its shell (Terraform's stand-in) stops on the SIGINT,
+    # the job ignores SIGINT (as a non-interactive shell's background jobs do) and would
+    # live on, reparented to init, holding the lock, but for the watchdog.
+    script = "sleep 300 & echo $! > job.pid; wait"
+    parent, child = _run_parent(tmp_path, "sh", "-c", script)
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "job.pid").exists():
+        assert time.monotonic() < deadline, "the stand-in never started its job"
+        time.sleep(0.02)
+    time.sleep(0.1)
+    job = int((tmp_path / "job.pid").read_text())
+    try:
+        assert _alive(job)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        assert _wait_gone(child, 5.0)
+        assert _wait_gone(job, 5.0), "a process Terraform started outlived its SIGKILLed deploy"
+        with ProjectLock(tmp_path, "second deploy"):
+            pass  # and nothing holds the lock
+    finally:
+        for pid in (child, job):
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+FINISHING = """
+import sys
+from pathlib import Path
+from stagegraph import tfwatchdog
+from stagegraph.projectlock import hold_for_process
+from stagegraph.tfprocess import _untrack, start
+root = Path(sys.argv[1])
+hold_for_process(root, "deploy")
+proc = start(["true"], cwd=root, extra_env={})
+proc.wait()
+_untrack(proc)  # done with, as `supervise` is
+print(tfwatchdog._process.pid, flush=True)
+sys.stdin.read()  # until the test closes it
+"""
+
+
+def test_the_watchdog_holds_nothing_and_ends_with_a_normal_run(tmp_path: Path) -> None:
+    run = subprocess.Popen(
+        [sys.executable, "-c", FINISHING, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert run.stdout is not None and run.stdin is not None
+    watchdog = int(run.stdout.readline())
+    try:
+        assert sorted(os.listdir(f"/proc/{watchdog}/fd")) == ["0", "1", "2"]  # no lock
+        assert os.readlink(f"/proc/{watchdog}/cwd") == "/"  # no deployment folder pinned
+        assert os.getpgid(watchdog) == watchdog  # a Ctrl-C in the terminal is not for it
+        run.stdin.close()
+        assert run.wait(10) == 0
+        assert _wait_gone(watchdog, 3.0), "the watchdog outlived a run that ended normally"
+    finally:
+        if _alive(watchdog):
+            os.kill(watchdog, signal.SIGKILL)
+
+
+def test_a_run_without_terraform_starts_no_watchdog() -> None:
+    code = "import stagegraph.tfprocess, sys; print('stagegraph.tfwatchdog' in sys.modules)"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == "False"

@@ -50,7 +50,19 @@ def _render(
     password: str | None = PASSWORD,
     domain: str | None = "demo.example.com",
 ) -> str:
-    return render_init_config(provider, "demo", domain, auth, OWNERS, root_password=password)
+    project = "example-project-123" if provider == "gcp" else None
+    return render_init_config(
+        provider, "demo", domain, auth, OWNERS, root_password=password, gcp_project=project
+    )
+
+
+def test_gcp_needs_the_project_id() -> None:
+    with pytest.raises(ConfigError) as caught:
+        render_init_config("gcp", "demo", None, "password", OWNERS, root_password=PASSWORD)
+    assert str(caught.value) == (
+        "nebari-config.yaml: google_cloud_platform.project: required with --provider gcp; pass "
+        "--gcp-project <id of your GCP project> (e.g. my-project-123)"
+    )
 
 
 def _set_top_level_keys(text: str) -> list[str]:
@@ -269,7 +281,10 @@ PASSWORDS = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")
 def test_any_valid_choice_round_trips(
     provider: str, auth: str, name: str, domain: str, password: str
 ) -> None:
-    text = render_init_config(provider, name, domain, auth, OWNERS, root_password=password)
+    project = "example-project-123" if provider == "gcp" else None
+    text = render_init_config(
+        provider, name, domain, auth, OWNERS, root_password=password, gcp_project=project
+    )
     config = parse_config(text, "c")
     assert (config.provider, config.project_name, config.domain, config.security.authentication.type) == (
         provider,

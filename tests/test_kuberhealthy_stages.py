@@ -106,6 +106,7 @@ def test_one_http_check_per_enabled_service() -> None:
         "dask-gateway-http-check": "https://demo.example.com/gateway/api/version",
         "argo-workflows-http-check": "https://demo.example.com/argo/",
         "grafana-http-check": "https://demo.example.com/monitoring/api/health",
+        "keycloak-http-check": "https://demo.example.com/auth/realms/nebari/.well-known/openid-configuration",
     }
     (container,) = next(iter(objects.values()))["spec"]["podSpec"]["containers"]
     assert container["image"] == LOCK.images["kuberhealthy_http_check"].ref
@@ -118,6 +119,7 @@ def test_one_http_check_per_enabled_service() -> None:
         "grafana-http-check",
         "jhub-apps-http-check",
         "jupyterhub-http-check",
+        "keycloak-http-check",
     ]
 
 
@@ -131,6 +133,7 @@ def test_with_a_self_signed_certificate_the_checks_probe_in_cluster_addresses() 
         "dask-gateway-http-check": "http://traefik-dask-gateway.dev.svc:80/gateway/api/version",
         "argo-workflows-http-check": "http://argo-workflows-server.dev.svc:2746/",
         "grafana-http-check": "http://kube-prometheus-stack-grafana.dev.svc:80/monitoring/api/health",
+        "keycloak-http-check": "http://keycloak-keycloakx-http.dev.svc:80/auth/realms/nebari/.well-known/openid-configuration",
     }
 
 
@@ -369,6 +372,7 @@ def test_sandbox_deploy_applies_the_twins_and_a_second_deploy_is_a_no_op(tmp_pat
         "dask-gateway-http-check",
         "grafana-http-check",
         "jupyterhub-http-check",
+        "keycloak-http-check",
     ]
     stage_dir = project.stage_dir("10-kubernetes-kuberhealthy")
     assert (stage_dir / "crds" / "khchecks.yaml").exists() and (stage_dir / "terraform.tfstate").exists()

@@ -26,7 +26,7 @@ def test_everything_present(fake: FakeRegistry, project: object) -> None:
     lock = project.lock  # type: ignore[attr-defined]
     count = len(lock.helm_charts) + len(lock.images) + len(lock.providers) + 1  # + kind node image
     assert (
-        out == f"verify_pins: all {count} pinned charts, images and providers exist upstream (13 registries)"
+        out == f"verify_pins: all {count} pinned charts, images and providers exist upstream (16 registries)"
     )
     # Images are checked with HEAD (free on Docker Hub), never by pulling manifests.
     assert {s.method for s in fake.seen if "/manifests/" in s.path} == {"HEAD"}

@@ -12,7 +12,6 @@ import pytest
 from goldenfiles import read_golden, write_golden
 
 from stagegraph.configfile import load_config
-from stagegraph.errors import RenderError
 from stagegraph.graph import build_graph
 from stagegraph.lockfile import load_lockfile
 from stagegraph.render import render_stage
@@ -27,6 +26,14 @@ CONFIGS = {
     "nebari-init-local": ROOT / "tests" / "fixtures" / "configs" / "shared-local.happy.yaml",
     "nebari-init-existing": ROOT / "tests" / "fixtures" / "configs" / "nebari-existing.happy.yaml",
     "explicit-local": ROOT / "tests" / "fixtures" / "configs" / "explicit-local.happy.yaml",
+    "aws-typical": ROOT / "tests" / "fixtures" / "configs" / "aws-typical.happy.yaml",
+    "aws-existing-network-gpu": ROOT
+    / "tests"
+    / "fixtures"
+    / "configs"
+    / "aws-existing-network-gpu.happy.yaml",
+    "gcp-typical": ROOT / "tests" / "fixtures" / "configs" / "gcp.happy.yaml",
+    "azure-typical": ROOT / "tests" / "fixtures" / "configs" / "azure.happy.yaml",
 }
 
 
@@ -53,17 +60,3 @@ def test_golden_render(name: str, update_golden: bool) -> None:
         assert on_disk[rel] == data, (
             f"{rel} differs from tests/golden/{name}; rerun with --update-golden and review"
         )
-
-
-def test_cloud_providers_validate_but_say_rendering_comes_later() -> None:
-    from stagegraph.configfile import parse_config
-
-    text = (ROOT / "nebari-config.yaml").read_text()
-    fixtures = ROOT / "tests" / "fixtures" / "configs"
-    cloud = sorted(fixtures.glob("*aws*.happy.yaml")) or sorted(fixtures.glob("*amazon*.happy.yaml"))
-    assert cloud, "expected an aws fixture"
-    config = load_config(cloud[0])
-    stage = build_graph(BUILTIN_STAGES)["02-infrastructure"]
-    with pytest.raises(RenderError, match="provider 'aws' validates but is not rendered yet"):
-        render_stage(stage, config, LOCK, "lockfiles/versions.yaml")
-    assert parse_config(text, "nebari-config.yaml").provider == "sandbox"

@@ -309,6 +309,7 @@ def test_all_services_on_in_the_explicit_config() -> None:
         "argo_workflows",
         "grafana",
         "jhub_apps",
+        "keycloak",
     }
 
 
@@ -469,7 +470,7 @@ def test_forward_auth_serves_08() -> None:
 
 def test_real_render_uses_the_pinned_providers_and_the_sandbox_only_terraform_data() -> None:
     real = main_doc(load_config(EXPLICIT))
-    assert set(real["terraform"]["required_providers"]) == {"kubernetes", "helm", "kubectl", "random"}
+    assert set(real["terraform"]["required_providers"]) == {"kubernetes", "helm", "kubectl", "random", "tls"}
     for name, body in real["terraform"]["required_providers"].items():
         assert body["version"] == f"= {LOCK.providers[name].version}"
     sandbox = main_doc(config_from(EXPLICIT, _to_sandbox))
@@ -512,6 +513,7 @@ def test_sandbox_render_of_the_explicit_config_applies_with_real_terraform(tmp_p
         "realm_id": "nebari",
         "groups": ["admin", "analyst", "developer"],
         "clients": {"jupyterhub": "hub-client"},
+        "nfs_endpoint": None,  # no EFS: the home volume has its own NFS server
     }
     (stage / "vars.tfvars.json").write_text(json.dumps(variables))
     tf = Terraform(find_terraform("auto"), stage, tmp_path / "log.txt", extra_env={"CHECKPOINT_DISABLE": "1"})

@@ -28,6 +28,12 @@ def do_validate(s: Session) -> None:
     for stage in s.graph.stages:
         for key in stage.pins:
             project.lock.pin(key, file=project.lockfile_name, user=f"stage {stage.name}")
+    from stagegraph.stages.cloud.versions import check_config_version
+
+    max_version = project.lock.pin("kubernetes.max_version", file=project.lockfile_name)
+    check_config_version(
+        project.config, getattr(max_version, "version", ""), project.config_name, project.lockfile_name
+    )
     print(
         f"{project.config_name}: valid (provider {project.config.provider}, "
         f"{len(s.graph.stages)} stages, {len(project.lock.keys())} pins in {project.lockfile_name})"
@@ -269,7 +275,7 @@ def section_owners(graph: StageGraph) -> dict[str, str]:
     return owners
 
 
-def do_init(s: Session, provider: str, project_name: str, domain: str, auth: str) -> None:
+def do_init(s: Session, provider: str, project_name: str, domain: str, auth: str, gcp_project: str) -> None:
     from stagegraph.initconfig import render_init_config, write_new_config
     from stagegraph.sops.init import init_root_password_secret
 
@@ -285,6 +291,7 @@ def do_init(s: Session, provider: str, project_name: str, domain: str, auth: str
         auth_type=auth,
         section_owner=section_owners(s.graph),
         root_password_ref=ref,
+        gcp_project=gcp_project or None,
     )
     write_new_config(s.project.config_path, text)
     for note in notes:
@@ -302,6 +309,14 @@ def do_schema(s: Session) -> None:
 
     changed = write_atomic(target, export_json_schema())
     print(f"{'wrote' if changed else 'unchanged:'} {target.relative_to(s.root)}")
+
+
+def do_provider_schemas(s: Session, force: bool, checkout: str) -> None:
+    from stagegraph.tfschema.tasks import provider_schemas_action
+
+    if s.load_error is not None:
+        raise s.load_error
+    print(provider_schemas_action(s.project, force=force, checkout=checkout))
 
 
 def do_bump(s: Session, group: str, apply: bool, date: str, report: str) -> None:

@@ -130,6 +130,7 @@ def stage_context(
         log_path=_log_path(rt.project, stage.name, action),
         line=_progress_filter(writer.write_line),
         terraform_binary=rt.binary,
+        rehearse=rt.project.config.stagegraph.rehearse,
     )
 
 
@@ -146,8 +147,8 @@ def _validated_outputs(stage: Stage, raw: Mapping[str, Any]) -> BaseModel:
 
 
 def _run_check(rt: Runtime, stage: Stage, outputs: BaseModel) -> None:
-    """The stage's own check after it applied (skipped in the sandbox: no cluster to ask)."""
-    if stage.check is None or rt.project.config.provider == "sandbox":
+    """The stage's own check after it applied (skipped offline: sandbox or rehearsal)."""
+    if stage.check is None or rt.project.config.offline:
         return
     upstream, _ = upstream_outputs(rt.project, stage)
     ctx = CheckContext(
@@ -165,7 +166,7 @@ def _run_check(rt: Runtime, stage: Stage, outputs: BaseModel) -> None:
 
 def _run_preflight(rt: Runtime, stage: Stage) -> None:
     """The stage's preflight before it applies (the cluster's Kubernetes version); not in the sandbox."""
-    if stage.preflight is None or rt.project.config.provider == "sandbox":
+    if stage.preflight is None or rt.project.config.offline:
         return
     from stagegraph.stage import NoOutputs
     from stagegraph.views import PinView

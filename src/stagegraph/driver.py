@@ -38,10 +38,11 @@ class StageContext:
     log_path: Path
     line: Callable[[str], None]
     terraform_binary: Callable[[], TerraformBinary]
+    rehearse: bool = False
 
     @property
     def sandbox(self) -> bool:
-        return self.provider == "sandbox"
+        return self.provider == "sandbox" or self.rehearse
 
 
 @dataclass(frozen=True)

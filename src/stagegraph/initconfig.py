@@ -37,10 +37,10 @@ AUTH_SECRETS_FILE = "secrets/authentication.enc.yaml"
 _WIDTH = 90
 _BANNER = "#####################"
 
-#: Cloud settings `doit init` cannot ask for; edit them before the first deploy.
+#: Cloud settings `doit init` writes; the Kubernetes version is left to the lockfile.
 _CLOUD_DEFAULTS: dict[str, dict[str, str]] = {
-    "aws": {"region": "us-east-1", "kubernetes_version": "1.31"},
-    "gcp": {"region": "us-central1", "project": "<your-gcp-project-id>", "kubernetes_version": "1.31"},
+    "aws": {"region": "us-east-1"},
+    "gcp": {"region": "us-central1"},
     "azure": {"region": "Central US"},
 }
 
@@ -60,6 +60,7 @@ def render_init_config(
     section_owner: Mapping[str, str],
     root_password: str | None = None,
     root_password_ref: Mapping[str, str] | None = None,
+    gcp_project: str | None = None,
 ) -> str:
     """The text of a new config for these choices (validated before it is returned).
 
@@ -70,6 +71,17 @@ def render_init_config(
     """
     password = dict(root_password_ref) if root_password_ref is not None else root_password
     chosen = _choices(provider, project_name, domain, auth_type, password)
+    if provider == "gcp":
+        # No default can be right: a made-up project id would validate and fail at deploy.
+        if not gcp_project:
+            raise ConfigError(
+                _NAME,
+                [
+                    f"{_NAME}: google_cloud_platform.project: required with --provider gcp; pass "
+                    "--gcp-project <id of your GCP project> (e.g. my-project-123)"
+                ],
+            )
+        chosen["google_cloud_platform"]["project"] = gcp_project
     try:
         config = NebariConfig.model_validate(chosen)
     except ValidationError as err:

@@ -146,9 +146,12 @@ class Project:
     def output_root(self) -> Path:
         from stagegraph.confine import OutsideError, is_within
 
+        name = self.config.stagegraph.output_directory
+        # A rehearsal keeps its own renders and Terraform state, so flipping the flag off
+        # never finds a twin's local state where a remote backend is about to be set up.
         # The config's value is checked by its model (stagegraph.schema.tool); a committed
         # symlink is not.
-        out = self.layout.output_root(self.config.stagegraph.output_directory)
+        out = self.layout.output_root(f"{name}-rehearsal" if self.config.stagegraph.rehearse else name)
         if not is_within(out, self.home):
             raise OutsideError(
                 f"{out}: stagegraph.output_directory leads outside the deployment folder "
@@ -185,4 +188,6 @@ class Project:
     def records(self) -> RecordStore:
         from stagegraph.records import RecordStore
 
-        return RecordStore(self.state_dir)
+        return RecordStore(
+            self.state_dir / "rehearsal" if self.config.stagegraph.rehearse else self.state_dir
+        )

@@ -69,10 +69,13 @@ class RenderContext:
     config: NebariConfig
     pins: PinView
     provider: str
+    #: `stagegraph.rehearse`: render the provider's stages with terraform_data twins.
+    rehearse: bool = False
 
     @property
     def sandbox(self) -> bool:
-        return self.provider == "sandbox"
+        """Twins instead of real resources: the sandbox provider, or a rehearsal."""
+        return self.provider == "sandbox" or self.rehearse
 
 
 @dataclass(frozen=True)

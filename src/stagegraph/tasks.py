@@ -60,6 +60,7 @@ INIT_PARAMS: list[dict[str, Any]] = [
     {"name": "project_name", "long": "project-name", "default": "demo", "help": "project name"},
     {"name": "domain", "long": "domain", "default": "demo.example.com", "help": "domain of the platform"},
     {"name": "auth", "long": "auth", "default": "password", "help": "password, GitHub, Auth0 or custom"},
+    {"name": "gcp_project", "long": "gcp-project", "default": "", "help": "GCP project id (provider gcp)"},
 ]
 DESTROY_PARAMS: list[dict[str, Any]] = [
     {
@@ -374,6 +375,16 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         """Regenerate schema/nebari-config.schema.json from the config models."""
         return {"actions": [(failing_cleanly(actions.do_schema), [s])], "verbosity": 2}
 
+    def task_provider_schemas() -> TaskDict:
+        """Store the schema of every pinned provider next to the lockfile (maintainers; npm/git)."""
+        from stagegraph.tfschema.tasks import PROVIDER_SCHEMAS_PARAMS
+
+        return {
+            "actions": [(failing_cleanly(actions.do_provider_schemas), [s])],
+            "params": PROVIDER_SCHEMAS_PARAMS,
+            "verbosity": 2,
+        }
+
     def task_bump() -> TaskDict:
         """Propose (and with --apply write) this quarter's pin bumps; see docs/pins.md."""
         from stagegraph.pins.tasks import BUMP_PARAMS
@@ -483,6 +494,7 @@ def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:
         task_graph,
         task_init,
         task_schema,
+        task_provider_schemas,
         task_bump,
         task_verify_pins,
         task_secrets,

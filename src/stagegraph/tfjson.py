@@ -126,6 +126,14 @@ class TerraformModule:
             section[name] = body
             return ref
         twin = {k: v for k, v in body.items() if k in _META}
+        if "lifecycle" in twin:
+            # ignore_changes names the real resource's attributes; a twin has only `input`.
+            kept = [{k: v for k, v in block.items() if k != "ignore_changes"} for block in twin["lifecycle"]]
+            kept = [block for block in kept if block]
+            if kept:
+                twin["lifecycle"] = kept
+            else:
+                del twin["lifecycle"]
         payload = {k: v for k, v in body.items() if k not in _META and k != "provider"}
         twin["input"] = payload
         section = self._section("resource", "terraform_data")

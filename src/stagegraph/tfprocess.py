@@ -15,7 +15,9 @@ Never orphaned, however we stop:
 - SIGKILL (or any death we cannot handle): on Linux every child is started with a
   parent-death signal (prctl PR_SET_PDEATHSIG = SIGINT), so Terraform stops gracefully on
   its own; and each child inherits the project lock's descriptor, so the lock stays held
-  until the last of them has exited (`stagegraph.projectlock.handing_down`).
+  until the last of them has exited (`stagegraph.projectlock.handing_down`). What Terraform
+  started and left behind (a provisioner's process) is killed with its process group by a
+  watchdog process once Terraform exits (`stagegraph.tfwatchdog`).
 """
 
 from __future__ import annotations
@@ -108,6 +110,11 @@ def start(argv: Sequence[str], cwd: Path, extra_env: Mapping[str, str]) -> subpr
                 **_popen_extras(),
             )
         _track(proc)
+        if os.name == "posix":
+            # Outside `handing_down`: the watchdog it may start must not hold the lock.
+            from stagegraph import tfwatchdog
+
+            tfwatchdog.watch(proc.pid)
     return proc
 
 
@@ -353,6 +360,8 @@ def _track(proc: subprocess.Popen[bytes]) -> None:
 def _untrack(proc: subprocess.Popen[bytes]) -> None:
     with _live_lock:
         _live.discard(proc)
+        if "stagegraph.tfwatchdog" in sys.modules:
+            sys.modules["stagegraph.tfwatchdog"].forget(proc.pid)
 
 
 def _stop_all() -> None:

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from stagegraph.checks.charts import ChartStore
     from stagegraph.lockfile import Lockfile
+    from stagegraph.schema.config import NebariConfig
     from stagegraph.stage import Stage
 
 #: Modules whose import registers the built-in checks, in the order they run.
@@ -52,6 +53,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "stagegraph.checks.secretrefs",
     "stagegraph.checks.oauthredirects",
     "stagegraph.checks.selfsigned",
+    "stagegraph.checks.tfproviders",
 )
 
 
@@ -119,6 +121,10 @@ class CheckRun:
     #: Folder for anything a check caches between runs (per pinned version), or None.
     cache_dir: Path | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
+    #: The validated config (secret shapes for checks that run Terraform), when known.
+    config: NebariConfig | None = None
+    #: The lockfile on disk: what lies next to it (provider-schemas/), when known.
+    lockfile_path: Path | None = None
 
 
 CheckFn = Callable[[CheckRun], Iterable[Finding]]

@@ -54,4 +54,13 @@ def run_check_command(
     cache = project.state_dir / CACHE_SUBDIR
     store = ChartStore(folders=folders, cache_dir=cache, fetcher=None if offline else http_fetch())
     stages = render_all(graph, project.config, project.lock, project.lockfile_name)
-    return run_checks(stages, project.lock, project.config.provider, store, cache_dir=cache, only=only)
+    return run_checks(
+        stages,
+        project.lock,
+        project.config.provider,
+        store,
+        cache_dir=cache,
+        only=only,
+        config=project.config,
+        lockfile_path=project.lockfile_path,
+    )

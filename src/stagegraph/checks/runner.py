@@ -68,6 +68,8 @@ def run_checks(
     *,
     cache_dir: Path | None = None,
     only: Sequence[str] = (),
+    config: NebariConfig | None = None,
+    lockfile_path: Path | None = None,
 ) -> CheckReport:
     checks = registered_checks()
     if only:
@@ -78,7 +80,15 @@ def run_checks(
             known = ", ".join(c.name for c in checks)
             raise StagegraphError(f"doit check: unknown check {', '.join(unknown)}; known checks: {known}")
         checks = [c for c in checks if c.name in only]
-    run = CheckRun(stages=stages, lock=lock, provider=provider, charts=charts, cache_dir=cache_dir)
+    run = CheckRun(
+        stages=stages,
+        lock=lock,
+        provider=provider,
+        charts=charts,
+        cache_dir=cache_dir,
+        config=config,
+        lockfile_path=lockfile_path,
+    )
     findings: list[Finding] = []
     for check in checks:
         findings.extend(check.run(run))

@@ -174,7 +174,8 @@ class CustomDriver:
         context = CustomContext(
             stage=ctx.stage.name,
             stage_dir=ctx.stage_dir,
-            provider=ctx.provider,
+            # A rehearsal is offline like the sandbox: custom steps see it as the sandbox.
+            provider="sandbox" if ctx.sandbox else ctx.provider,
             inputs=descriptor.get("inputs", {}),
             line=ctx.line,
         )

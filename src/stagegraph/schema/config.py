@@ -241,6 +241,11 @@ class NebariConfig(Section):
         return self
 
     @property
+    def offline(self) -> bool:
+        """Nothing outside this machine is touched: the sandbox, or a rehearsal of any provider."""
+        return self.provider == "sandbox" or self.stagegraph.rehearse
+
+    @property
     def provider_section(self) -> ProviderSection:
         """The settings of the provider in use (never None after validation)."""
         section: ProviderSection | None = getattr(self, PROVIDER_SECTIONS[self.provider])

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, StringConstraints, field_validator, model_validator
 
 from stagegraph.schema.base import Section, field_problem
+from stagegraph.schema.cloud_instances import instance_problem
+from stagegraph.schema.cloud_regions import known_region, region_hint
 
 _TAINT_KEY = r"[a-zA-Z0-9][-a-zA-Z0-9_.]{0,251}[a-zA-Z0-9]?(?:/[a-zA-Z0-9][-a-zA-Z0-9_.]{0,251}[a-zA-Z0-9]?)?"
 _TAINT_VALUE = r"(?:[a-zA-Z0-9][-a-zA-Z0-9_.]{0,61}[a-zA-Z0-9]?)?"
@@ -147,8 +149,22 @@ class NodeGroup(Section):
         return self
 
 
+def _region(provider: str, value: str) -> str:
+    if not known_region(provider, value):
+        label = {"aws": "an AWS", "gcp": "a GCP", "azure": "an Azure"}[provider]
+        raise ValueError(f"not {label} region this release knows; {region_hint(provider, value)}")
+    return value
+
+
 class AWSNodeGroup(NodeGroup):
     """An EKS managed node group."""
+
+    @model_validator(mode="after")
+    def _instance_type(self) -> AWSNodeGroup:
+        problem = instance_problem("aws", self.instance, gpu=self.gpu)
+        if problem:
+            raise field_problem("instance", problem, self.instance)
+        return self
 
     gpu: bool = Field(False, description="Whether the nodes have GPUs (uses the GPU AMI).")
     single_subnet: bool = Field(False, description="Whether to place all nodes in the first subnet.")
@@ -172,9 +188,23 @@ class GCPNodeGroup(NodeGroup):
     labels: dict[str, str] = Field(default_factory=dict, description="Kubernetes labels of the nodes.")
     guest_accelerators: list[GCPGuestAccelerator] = Field(default_factory=list, description="GPUs per node.")
 
+    @model_validator(mode="after")
+    def _instance_type(self) -> GCPNodeGroup:
+        problem = instance_problem("gcp", self.instance, gpu=bool(self.guest_accelerators))
+        if problem:
+            raise field_problem("instance", problem, self.instance)
+        return self
+
 
 class AzureNodeGroup(NodeGroup):
     """An AKS node pool."""
+
+    @model_validator(mode="after")
+    def _instance_type(self) -> AzureNodeGroup:
+        problem = instance_problem("azure", self.instance, gpu=False)
+        if problem:
+            raise field_problem("instance", problem, self.instance)
+        return self
 
 
 def _groups(general: str, other: str) -> dict[str, dict[str, Any]]:
@@ -189,7 +219,12 @@ class AmazonWebServicesProvider(Section):
     """An EKS cluster on Amazon Web Services."""
 
     region: str = Field(min_length=1, description="AWS region (e.g. us-east-1).")
-    kubernetes_version: KubernetesVersion = Field(description="EKS Kubernetes version, quoted (e.g. '1.31').")
+
+    kubernetes_version: KubernetesVersion | None = Field(
+        None,
+        description="EKS Kubernetes version, quoted (e.g. '1.31'); null: the lockfile's kubernetes.max_version. "
+        "Checked against that maximum at validate.",
+    )
     availability_zones: list[str] | None = Field(
         None,
         description="Zones for the subnets; null: the first two zones of the region, chosen at deploy time.",
@@ -221,6 +256,19 @@ class AmazonWebServicesProvider(Section):
     )
     tags: dict[str, str] | None = Field(default_factory=dict, description="Tags added to every AWS resource.")
 
+    @model_validator(mode="after")
+    def _existing_network(self) -> AmazonWebServicesProvider:
+        # Nebari quietly creates a new VPC when only one of the two is set; refuse instead.
+        if bool(self.existing_subnet_ids) != bool(self.existing_security_group_id):
+            missing = "existing_security_group_id" if self.existing_subnet_ids else "existing_subnet_ids"
+            raise field_problem(missing, "set existing_subnet_ids and existing_security_group_id together")
+        return self
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        return _region("aws", value)
+
 
 class GCPIPAllocationPolicy(Section):
     """Secondary IP ranges of a VPC-native GKE cluster."""
@@ -250,8 +298,16 @@ class GoogleCloudPlatformProvider(Section):
     """A GKE cluster on Google Cloud Platform."""
 
     region: str = Field(min_length=1, description="GCP region (e.g. us-central1).")
-    project: str = Field(min_length=1, description="GCP project id.")
-    kubernetes_version: KubernetesVersion = Field(description="GKE Kubernetes version, quoted (e.g. '1.31').")
+
+    project: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$",
+        description="GCP project id: 6-30 lowercase letters, digits or hyphens (e.g. my-project-123).",
+    )
+    kubernetes_version: KubernetesVersion | None = Field(
+        None,
+        description="GKE Kubernetes version, quoted (e.g. '1.31'); null: the lockfile's kubernetes.max_version. "
+        "Checked against that maximum at validate.",
+    )
     availability_zones: list[str] | None = Field(
         default_factory=list, description="Zones of the node pools (empty: GKE's choice)."
     )
@@ -277,6 +333,11 @@ class GoogleCloudPlatformProvider(Section):
         None, description="Private cluster settings."
     )
 
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        return _region("gcp", value)
+
 
 AzureTagKey = Annotated[str, StringConstraints(max_length=512, pattern=r"^[^<>%&\\?/]*$")]
 AzureTagValue = Annotated[str, StringConstraints(max_length=256)]
@@ -286,8 +347,11 @@ class AzureProvider(Section):
     """An AKS cluster on Microsoft Azure."""
 
     region: str = Field(min_length=1, description="Azure region (e.g. Central US).")
+
     kubernetes_version: KubernetesVersion | None = Field(
-        None, description="AKS Kubernetes version, quoted; null: the newest AKS offers at deploy time."
+        None,
+        description="AKS Kubernetes version, quoted; null: the lockfile's kubernetes.max_version. Checked "
+        "against that maximum at validate.",
     )
     storage_account_postfix: str = Field(
         pattern=r"^[a-z0-9]{1,10}$", description="Random suffix making the state storage account name unique."
@@ -317,3 +381,8 @@ class AzureProvider(Section):
     max_pods: int | None = Field(None, ge=1, description="Most pods per node.")
     workload_identity_enabled: bool = Field(False, description="Whether to enable AKS workload identity.")
     azure_policy_enabled: bool | None = Field(None, description="Whether to enable the Azure Policy add-on.")
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        return _region("azure", value)

@@ -116,6 +116,13 @@ class StagegraphSettings(Section):
     sops: SopsTool = Field(
         default_factory=dict, validate_default=True, description="Which sops handles secrets/."
     )
+    rehearse: bool = Field(
+        False,
+        description="Rehearse this config offline: same stages and outputs, but every resource that "
+        "would touch a cloud or cluster is a terraform_data twin, with local state, renders under "
+        "<output_directory>-rehearsal/ and records under .stagegraph/rehearsal/ (never mixed with a "
+        "real deploy's).",
+    )
     verify_pins_before_deploy: bool = Field(
         False, description="Check that every pinned chart and image still exists before deploying."
     )

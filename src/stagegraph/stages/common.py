@@ -11,8 +11,8 @@ from stagegraph.errors import RenderError
 from stagegraph.stage import RenderContext, StageIO
 from stagegraph.tfjson import TerraformModule
 
-#: Providers rendered here for real; aws/gcp/azure validate but are not rendered yet.
-RENDERED_PROVIDERS = ("sandbox", "local", "existing")
+#: Providers every built-in stage renders.
+RENDERED_PROVIDERS = ("sandbox", "local", "existing", "aws", "gcp", "azure")
 
 
 class NodeSelector(StageIO):

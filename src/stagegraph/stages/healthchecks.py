@@ -49,6 +49,8 @@ SERVICES: dict[str, tuple[str, str]] = {
     "argo_workflows": ("/argo/", ""),
     "grafana": ("/monitoring/", "api/health"),
     "jhub_apps": ("/services/japps/", ""),
+    # The realm's discovery document: 200 without a login once 06 created the realm.
+    "keycloak": ("/auth/", "realms/nebari/.well-known/openid-configuration"),
 }
 
 
@@ -77,7 +79,7 @@ def connect(up: Upstream) -> HealthchecksInputs:
 def enabled_services(ctx: RenderContext) -> list[str]:
     """The services the platform runs, by the same switches 07-kubernetes-services reads."""
     cfg = ctx.config
-    names = ["jupyterhub", "conda_store", "dask_gateway"]
+    names = ["keycloak", "jupyterhub", "conda_store", "dask_gateway"]
     if cfg.argo_workflows.enabled:
         names.append("argo_workflows")
     if cfg.monitoring.enabled:

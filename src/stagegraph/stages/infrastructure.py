@@ -4,6 +4,7 @@ local:    a kind cluster (node image from the lockfile) with MetalLB so LoadBala
           services get an address, as Nebari's local provider does.
 existing: nothing is created; the outputs point at the kubeconfig context you named.
 sandbox:  the kind cluster's twin: a terraform_data carrying the same inputs.
+aws, gcp, azure: EKS / GKE / AKS and what they need (`stagegraph.stages.cloud`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 from pydantic import Field
 
 from stagegraph.stage import MachineContext, RenderContext, Rendered, Stage, StageIO
+from stagegraph.stages.cloud import aws, azure, gcp
+from stagegraph.stages.cloud.cluster import ClusterConnection
 from stagegraph.stages.common import (
     NodeSelector,
     header,
@@ -34,6 +37,14 @@ class InfrastructureOutputs(StageIO):
     load_balancer_pool: str | None = Field(
         None, description="Addresses MetalLB hands to LoadBalancer services (local: from the kind network)."
     )
+    # Cloud clusters only (null elsewhere): later stages take what they need from these.
+    cluster: ClusterConnection | None = Field(None, description="Endpoint, CA and token command (clouds).")
+    autoscaler_role_arn: str | None = Field(None, description="IAM role of the cluster autoscaler (aws).")
+    nfs_endpoint: str | None = Field(None, description="EFS file system DNS name (aws, storage.type efs).")
+
+
+#: Cloud renders of this stage, by provider.
+_CLOUD_RENDERS = {"aws": aws.render, "gcp": gcp.render, "azure": azure.render}
 
 
 def _selectors(ctx: RenderContext) -> dict[str, Any]:
@@ -46,6 +57,8 @@ def render(ctx: RenderContext) -> Rendered:
     require_rendered_provider(ctx, NAME)
     if ctx.provider == "existing":
         return {"main.tf.json": _existing(ctx)}
+    if ctx.provider in _CLOUD_RENDERS:
+        return {"main.tf.json": _CLOUD_RENDERS[ctx.provider](ctx)}
     return {"main.tf.json": _kind(ctx)}
 
 
@@ -206,10 +219,20 @@ def _hcl_object(value: Any) -> str:
 
 STAGE = Stage(
     name=NAME,
-    description="Kubernetes cluster: kind for local, your kubeconfig context for existing",
+    description="Kubernetes cluster: kind (local), your context (existing), EKS / GKE / AKS (clouds)",
     render=render,
     depends_on=("01-terraform-state",),
-    config_sections=("project_name", "namespace", "local", "existing", "sandbox"),
+    config_sections=(
+        "project_name",
+        "namespace",
+        "local",
+        "existing",
+        "sandbox",
+        "amazon_web_services",
+        "google_cloud_platform",
+        "azure",
+        "storage.type",
+    ),
     pins=(
         "terraform",
         "providers.kind",
@@ -218,6 +241,11 @@ STAGE = Stage(
         "providers.docker",
         "helm_charts.metallb",
         "kubernetes.kind_node_image",
+        "kubernetes.max_version",
+        "providers.aws",
+        "providers.google",
+        "providers.azurerm",
+        "providers.local",
     ),
     outputs=InfrastructureOutputs,
     mock_outputs=InfrastructureOutputs(

@@ -12,7 +12,8 @@ from typing import Any
 from pydantic import Field
 
 from stagegraph.stage import RenderContext, Rendered, Stage, StageIO, Upstream
-from stagegraph.stages.common import ClusterNamespaceInputs, cluster_module, helm_release
+from stagegraph.stages.cloud import ingress as cloud_ingress
+from stagegraph.stages.common import ClusterNamespaceInputs, cluster_module, deep_merge, helm_release
 from stagegraph.stages.infrastructure import InfrastructureOutputs
 from stagegraph.stages.kubernetes_initialize import InitializeOutputs
 from stagegraph.stages.stage_checks import ingress_check
@@ -74,6 +75,10 @@ def traefik_values(ctx: RenderContext) -> dict[str, Any]:
             },
             "websecure": {"tls": {"enabled": True}},
             "ssh": {"port": 8022, "expose": {"default": True}, "exposedPort": 8022},
+            # jupyterhub-sftp (07's IngressRouteTCP on `sftp`).
+            "sftp": {"port": 8023, "expose": {"default": True}, "exposedPort": 8023},
+            # Dask Gateway's schedulers for clients outside the cluster (07, svc_dask_etc).
+            "tcp": {"port": 8786, "expose": {"default": True}, "exposedPort": 8786},
             "minio": {"port": 9080, "expose": {"default": True}, "exposedPort": 9080},
         },
     }
@@ -139,8 +144,10 @@ def _self_signed(m: TerraformModule, domain: str | None) -> tuple[Ref, str]:
 
 def render(ctx: RenderContext) -> Rendered:
     self_signed = ctx.config.certificate.type == "self-signed"
-    m = cluster_module(ctx, NAME, ("kubernetes", "helm", "tls") if self_signed else ("kubernetes", "helm"))
-    values = traefik_values(ctx)
+    providers = ("kubernetes", "helm", "tls") if self_signed else ("kubernetes", "helm")
+    m = cluster_module(ctx, NAME, providers)
+    # Cloud load balancer settings go under Traefik's values and the user's overrides.
+    values = deep_merge(cloud_ingress.service_values(ctx), traefik_values(ctx))
     after: list[Ref] = []
     ca: str | None = None
     if self_signed:
@@ -165,10 +172,8 @@ def render(ctx: RenderContext) -> Rendered:
             "depends_on": depends(traefik),
         },
     )
-    address = service.attr(
-        "status[0].load_balancer[0].ingress[0].ip",
-        sandbox="127.0.0.1",
-    )
+    address = cloud_ingress.address(ctx, service, "127.0.0.1")
+    cloud_ingress.render_dns(ctx, m, address, providers)
     m.output("load_balancer_address", address, "Address of the ingress load balancer.")
     m.output("domain", literal(ctx.config.domain), "Domain the platform answers on.")
     m.output("certificate_type", ctx.config.certificate.type, "Kind of TLS certificate.")
@@ -181,7 +186,7 @@ STAGE = Stage(
     description="Traefik ingress, its load balancer and the TLS certificate",
     render=render,
     depends_on=("02-infrastructure", "03-kubernetes-initialize"),
-    config_sections=("certificate", "ingress", "domain"),
+    config_sections=("certificate", "ingress", "domain", *cloud_ingress.SECTIONS),
     pins=(
         "terraform",
         "providers.kubernetes",
@@ -189,6 +194,7 @@ STAGE = Stage(
         "providers.tls",
         "helm_charts.traefik",
         "images.traefik",
+        *cloud_ingress.PINS,
     ),
     inputs=ClusterNamespaceInputs,
     connect=connect,

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from stagegraph.stage import RenderContext, Rendered, SensitiveInput, Stage, StageIO, Upstream
+from stagegraph.stages.cloud import addons
 from stagegraph.stages.common import ClusterAccess, cluster_module, helm_release
 from stagegraph.stages.infrastructure import InfrastructureOutputs
 from stagegraph.stages.stage_checks import kubernetes_version_preflight, namespace_check
@@ -16,7 +17,9 @@ NAME = "03-kubernetes-initialize"
 
 
 class InitializeInputs(ClusterAccess):
-    pass
+    autoscaler_role_arn: str | None = Field(
+        None, description="IAM role the cluster autoscaler assumes (aws; null elsewhere)."
+    )
 
 
 class InitializeOutputs(StageIO):
@@ -28,7 +31,11 @@ class InitializeOutputs(StageIO):
 
 def connect(up: Upstream) -> InitializeInputs:
     infra = up.get(InfrastructureOutputs)
-    return InitializeInputs(kubeconfig_path=infra.kubeconfig_path, kube_context=infra.kube_context)
+    return InitializeInputs(
+        kubeconfig_path=infra.kubeconfig_path,
+        kube_context=infra.kube_context,
+        autoscaler_role_arn=infra.autoscaler_role_arn,
+    )
 
 
 def render(ctx: RenderContext) -> Rendered:
@@ -44,6 +51,7 @@ def render(ctx: RenderContext) -> Rendered:
     reg = ctx.config.external_container_reg
     if reg.enabled:
         pull_secret = _external_registry(m, ctx, namespace, depends(ns))
+    addons.render_addons(ctx, m, namespace, depends(ns))
     m.output("namespace", namespace, "Namespace the platform lives in.")
     m.output("registry_pull_secret", pull_secret, "Image pull secret of the external registry.")
     return {"main.tf.json": m.document()}
@@ -129,16 +137,17 @@ def _external_registry(m: Any, ctx: RenderContext, namespace: str, after: list[s
 
 STAGE = Stage(
     name=NAME,
-    description="Namespace, Traefik CRDs and external container registry credentials",
+    description="Namespace, Traefik CRDs, registry credentials; cluster autoscaler and GPU plugin on EKS",
     render=render,
     depends_on=("02-infrastructure",),
-    config_sections=("namespace", "external_container_reg"),
+    config_sections=("namespace", "external_container_reg", *addons.SECTIONS),
     pins=(
         "terraform",
         "providers.kubernetes",
         "providers.helm",
         "helm_charts.traefik_crds",
         "images.aws_cli",
+        *addons.PINS,
     ),
     inputs=InitializeInputs,
     connect=connect,

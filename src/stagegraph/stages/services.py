@@ -10,8 +10,15 @@ adds its resources to the module and returns what the others need:
                    and the users' secrets of their groups (user_secrets)
   svc_jhub_apps    jhub-apps, when enabled (hub configuration)
   svc_dask         Dask Gateway with the dask_worker profiles
+  svc_dask_etc     users' dask-etc configuration (Gateway() with no arguments), TCP route 8786
+  svc_argo_scheduler  JupyterLab's scheduler on Argo, with a read-only conda-store token
+  svc_lab_home     skeleton files, IPython settings and page config of every server
+  svc_ssh          jupyterhub-ssh (8022) and jupyterhub-sftp (8023) with their TCP routes
+  svc_roles        what 06's roles and scopes mean to JupyterHub and conda-store
   svc_argo         Argo Workflows and the workflow controller, when enabled
   svc_monitoring   Prometheus, Grafana, Loki, Promtail, MinIO, when enabled
+  svc_scrape       the extra scrape jobs (hub, conda-store, Keycloak, Traefik, Kuberhealthy)
+  svc_dashboards   the Grafana dashboards, as ConfigMaps for Grafana's sidecar
 
 The same render serves local and existing clusters (nothing here is cloud-specific) and,
 through `TerraformModule(sandbox=True)`, the sandbox.
@@ -36,14 +43,22 @@ from stagegraph.stages.kubernetes_initialize import InitializeOutputs
 from stagegraph.stages.stage_checks import hub_check
 from stagegraph.stages.svc_addresses import internal_url
 from stagegraph.stages.svc_argo import argo_workflows, hub_settings
+from stagegraph.stages.svc_argo_scheduler import scheduler_token
+from stagegraph.stages.svc_conda_store import NAME as CONDA_STORE_SERVICE
+from stagegraph.stages.svc_conda_store import PORT as CONDA_STORE_PORT
 from stagegraph.stages.svc_conda_store import conda_store
+from stagegraph.stages.svc_dashboards import dashboard_config_maps
 from stagegraph.stages.svc_dask import dask_gateway
+from stagegraph.stages.svc_dask_etc import dask_etc, dask_tcp_route
 from stagegraph.stages.svc_forwardauth import forward_auth
 from stagegraph.stages.svc_jhub_apps import jhub_apps
 from stagegraph.stages.svc_jupyterhub import HubParts, gallery_sensitive_inputs, jupyterhub
 from stagegraph.stages.svc_kube import NAMESPACE, node_selector_locals
+from stagegraph.stages.svc_lab_home import lab_home
 from stagegraph.stages.svc_monitoring import monitoring
 from stagegraph.stages.svc_profiles import group_overrides
+from stagegraph.stages.svc_scrape import hub_metrics_access, stack_values
+from stagegraph.stages.svc_ssh import jupyterhub_ssh
 from stagegraph.stages.svc_storage import shared_storage
 from stagegraph.stages.user_secrets import user_secrets_input
 
@@ -68,6 +83,9 @@ class ServicesInputs(ClusterNamespaceInputs):
     realm_id: str = Field(description="Keycloak realm of the platform.")
     groups: list[str] = Field(description="Keycloak groups allowed to log in to JupyterHub.")
     clients: dict[str, str] = Field(description="OAuth client ids by service.")
+    nfs_endpoint: str | None = Field(
+        None, description="EFS file system for the home volume (aws, storage.type efs; null elsewhere)."
+    )
 
 
 class ServicesOutputs(StageIO):
@@ -99,10 +117,11 @@ def connect(up: Upstream) -> ServicesInputs:
         realm_id=kc.realm_id,
         groups=kc.groups,
         clients=kc.clients,
+        nfs_endpoint=infra.nfs_endpoint,
     )
 
 
-#: Exactly what the render reads. monitoring.healthchecks belongs to stages 10 and 11.
+#: Exactly what the render reads (monitoring.healthchecks.enabled: the kuberhealthy scrape job).
 SECTIONS = (
     "argo_workflows",
     "certificate.type",
@@ -113,11 +132,13 @@ SECTIONS = (
     "jupyterhub",
     "jupyterlab",
     "monitoring.enabled",
+    "monitoring.healthchecks.enabled",
     "monitoring.minio_enabled",
     "monitoring.overrides",
     "nebari_version",
     "profiles",
     "secrets",
+    "security.roles",
     "storage",
     "telemetry",
     "theme",
@@ -126,15 +147,22 @@ SECTIONS = (
 
 def render(ctx: RenderContext) -> Rendered:
     require_rendered_provider(ctx, NAME)
-    m = cluster_module(ctx, NAME, ("kubernetes", "helm", "kubectl", "random"))
+    m = cluster_module(ctx, NAME, ("kubernetes", "helm", "kubectl", "random", "tls"))
     nodes = node_selector_locals(m)
     volumes = shared_storage(ctx, m, nodes["general"])
     auth = forward_auth(ctx, m, nodes["general"])
     conda_store(ctx, m, nodes["general"], volumes)
     argo_enabled = ctx.config.argo_workflows.enabled
+    argo_hub = hub_settings(argo_enabled)
+    if argo_enabled:
+        argo_hub |= scheduler_token(m, CONDA_STORE_SERVICE, CONDA_STORE_PORT).hub_settings
+    dask_config = dask_etc(m)
+    home = lab_home(ctx, m)
     parts: list[HubParts] = []
     if ctx.config.jhub_apps.enabled:
         parts.append(jhub_apps(ctx, m))
+    if ctx.config.monitoring.enabled:
+        parts.append(hub_metrics_access(m))
     hub = jupyterhub(
         ctx,
         m,
@@ -142,19 +170,25 @@ def render(ctx: RenderContext) -> Rendered:
         volumes,
         parts,
         group_overrides=group_overrides(ctx, m, NAMESPACE),
-        argo=hub_settings(argo_enabled),
+        argo=argo_hub,
+        extra_mounts=[(dask_config.mount, dask_config.config_map), *home.mounts],
+        skel=home.skel,
     )
-    dask_gateway(ctx, m, nodes, volumes, hub.release, hub_prefix=hub.prefix)
+    dask_tcp_route(m, dask_gateway(ctx, m, nodes, volumes, hub.release, hub_prefix=hub.prefix))
+    jupyterhub_ssh(ctx, m, nodes["general"], volumes.home, hub.release)
     urls = {
         "jupyterhub": "https://${var.domain}/",
         "conda_store": "https://${var.domain}/conda-store/",
         "dask_gateway": "https://${var.domain}/gateway/",
+        # 05's Keycloak, listed so that 11's health checks find it beside the others.
+        "keycloak": "https://${var.domain}/auth/",
     }
     if argo_enabled:
         argo_workflows(ctx, m, nodes)
         urls["argo_workflows"] = "https://${var.domain}/argo/"
     if ctx.config.monitoring.enabled:
-        monitoring(ctx, m, nodes)
+        monitoring(ctx, m, nodes, stack_values(ctx))
+        dashboard_config_maps(m)
         urls["grafana"] = "https://${var.domain}/monitoring/"
     if ctx.config.jhub_apps.enabled:
         urls["jhub_apps"] = "https://${var.domain}/services/japps/"
@@ -187,6 +221,7 @@ STAGE = Stage(
         "providers.helm",
         "providers.kubectl",
         "providers.random",
+        "providers.tls",
         "helm_charts.jupyterhub",
         "helm_charts.jupyterhub_next",
         "helm_charts.dask_gateway",
@@ -202,6 +237,8 @@ STAGE = Stage(
         "images.nebari_workflow_controller",
         "images.nfs_server",
         "images.oauth2_proxy",
+        "images.jupyterhub_ssh",
+        "images.jupyterhub_sftp",
     ),
     inputs=ServicesInputs,
     connect=connect,

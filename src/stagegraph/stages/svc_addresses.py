@@ -9,6 +9,8 @@ strip-prefix middleware), so an in-cluster probe reaches what a user's browser r
 
 from __future__ import annotations
 
+from stagegraph.stages.keycloak import SERVICE as KEYCLOAK_SERVICE
+
 #: service -> (Kubernetes Service, port, path on it that answers the public URL's root).
 INTERNAL: dict[str, tuple[str, int, str]] = {
     "jupyterhub": ("proxy-public", 80, "/"),
@@ -18,6 +20,8 @@ INTERNAL: dict[str, tuple[str, int, str]] = {
     "argo_workflows": ("argo-workflows-server", 2746, "/"),
     "grafana": ("kube-prometheus-stack-grafana", 80, "/monitoring/"),
     "jhub_apps": ("proxy-public", 80, "/services/japps/"),
+    # 05's Keycloak (keycloakx names its Service <release>-keycloakx-http), served under /auth.
+    "keycloak": (KEYCLOAK_SERVICE, 80, "/auth/"),
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from stagegraph.stage import RenderContext
+from stagegraph.stages import svc_argo_scheduler
 from stagegraph.stages.svc_images import resolve_image
 from stagegraph.stages.svc_kube import (
     NAMESPACE,
@@ -24,6 +25,7 @@ from stagegraph.stages.svc_kube import (
     service,
 )
 from stagegraph.stages.svc_oauth import client_id, client_secret_env, endpoints
+from stagegraph.stages.svc_roles import CONDA_STORE_ROLES, conda_store_roles
 from stagegraph.stages.svc_storage import SharedVolumes
 from stagegraph.tfjson import Ref, TerraformModule, literal
 
@@ -54,7 +56,7 @@ c.CondaStoreServer.address = "0.0.0.0"
 c.CondaStoreServer.port = 8080
 c.CondaStoreServer.url_prefix = "/conda-store"
 c.CondaStoreServer.standalone = True
-c.CondaStoreServer.authentication_class = "conda_store_server.server.auth.GenericOAuthAuthentication"
+# The authentication class (a GenericOAuthAuthentication that applies roles) is below.
 oauth = settings["oauth"]
 c.GenericOAuthAuthentication.authorize_url = oauth["authorize_url"]
 c.GenericOAuthAuthentication.access_token_url = oauth["token_url"]
@@ -73,12 +75,14 @@ for section, traits in settings["extra_settings"].items():
     for trait, value in traits.items():
         setattr(getattr(c, section), trait, value)
 
-# --- conda_store.extra_config ---
 """
+EXTRA_CONFIG_MARK = "\n# --- conda_store.extra_config ---\n"
 
 
 def conda_store(ctx: RenderContext, m: TerraformModule, node_selector: str, volumes: SharedVolumes) -> Ref:
     section = ctx.config.conda_store
+    argo = ctx.config.argo_workflows.enabled
+    scheduler = svc_argo_scheduler.CONDA_STORE_CONFIG if argo else ""
     m.local(
         "conda_store_environments",
         {
@@ -95,6 +99,7 @@ def conda_store(ctx: RenderContext, m: TerraformModule, node_selector: str, volu
             "default_namespace": literal(section.default_namespace),
             "max_workers": worker.max_workers if worker is not None else None,
             "extra_settings": literal(dict(section.extra_settings)),
+            "roles": conda_store_roles(ctx),
             "oauth": {
                 "client_id": client_id("conda_store"),
                 "authorize_url": ep["authorize"],
@@ -119,7 +124,9 @@ def conda_store(ctx: RenderContext, m: TerraformModule, node_selector: str, volu
             "metadata": [{"name": "conda-store-config", "namespace": NAMESPACE}],
             "data": {
                 "settings.json": "${jsonencode(local.conda_store_settings)}",
-                "conda_store_config.py": literal(CONFIG + section.extra_config),
+                "conda_store_config.py": literal(
+                    CONFIG + CONDA_STORE_ROLES + scheduler + EXTRA_CONFIG_MARK + section.extra_config
+                ),
             },
         },
     )
@@ -144,7 +151,10 @@ def conda_store(ctx: RenderContext, m: TerraformModule, node_selector: str, volu
         "name": "conda-store",
         "image": image.ref,
         "args": ["conda-store-server", "--config", "/etc/conda-store/conda_store_config.py"],
-        "env": [client_secret_env("CONDA_STORE_OAUTH_CLIENT_SECRET", "conda_store")],
+        "env": [
+            client_secret_env("CONDA_STORE_OAUTH_CLIENT_SECRET", "conda_store"),
+            *([svc_argo_scheduler.conda_store_env()] if argo else []),
+        ],
         "ports": [{"name": "http", "containerPort": PORT}],
         "volumeMounts": [
             {"name": "config", "mountPath": "/etc/conda-store"},

@@ -78,16 +78,28 @@ def storage(username, groups):
     dirs = [f"/mnt/home/home/{username}", *(f"/mnt/home/shared/{g}" for g in groups)]
     dirs += [f"/mnt/conda/{ns}" for ns in conda_namespaces]
     command = " && ".join(f"mkdir -p {shlex.quote(d)} && chmod 777 {shlex.quote(d)}" for d in dirs)
+    init_mounts = [
+        {"name": "home", "mountPath": "/mnt/home"},
+        {"name": "conda-store", "mountPath": "/mnt/conda"},
+    ]
+    skel = z2jh.get_config("custom.skel-config-map")
+    if skel:
+        # Skeleton files the home lacks (a user's own edits are never overwritten). The
+        # pattern skips the ConfigMap's ..data links; no braces, as KubeSpawner formats it.
+        home = shlex.quote(f"/mnt/home/home/{username}")
+        command += (
+            ' && for f in /etc/skel/.[!.]* /etc/skel/*; do [ -e "$f" ] || continue; '
+            f't={home}/$(basename "$f"); [ -e "$t" ] || (cp -rL "$f" "$t" && chown -R 1000:100 "$t"); done'
+        )
+        volumes.append({"name": "skel", "configMap": {"name": skel}})
+        init_mounts.append({"name": "skel", "mountPath": "/etc/skel", "readOnly": True})
     init = [
         {
             "name": "initialize-directories",
             "image": z2jh.get_config("custom.init-image"),
             "command": ["sh", "-c", command],
             "securityContext": {"runAsUser": 0},
-            "volumeMounts": [
-                {"name": "home", "mountPath": "/mnt/home"},
-                {"name": "conda-store", "mountPath": "/mnt/conda"},
-            ],
+            "volumeMounts": init_mounts,
         }
     ]
     clones = [
@@ -133,14 +145,22 @@ def argo(groups):
     if account is None:
         return {}
     token = {"valueFrom": {"secretKeyRef": {"name": f"{account}.service-account-token", "key": "token"}}}
-    return {
-        "environment": {
-            "ARGO_BASE_HREF": "/argo",
-            "ARGO_SERVER": settings["server"],
-            "ARGO_NAMESPACE": settings["namespace"],
-            "ARGO_TOKEN": token,
-        }
+    environment = {
+        "ARGO_BASE_HREF": "/argo",
+        "ARGO_SERVER": settings["server"],
+        "ARGO_NAMESPACE": settings["namespace"],
+        "ARGO_TOKEN": token,
     }
+    secret = settings.get("conda-store-token-secret")
+    if secret:
+        # argo-jupyter-scheduler looks up a job's conda-store environment with these.
+        for env, key in (
+            ("CONDA_STORE_TOKEN", "conda-store-api-token"),
+            ("CONDA_STORE_SERVICE", "conda-store-service-name"),
+            ("CONDA_STORE_SERVICE_NAMESPACE", "conda-store-service-namespace"),
+        ):
+            environment[env] = {"valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+    return {"environment": environment}
 
 
 def group_overrides(groups):

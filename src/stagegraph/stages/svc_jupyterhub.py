@@ -21,7 +21,7 @@ from typing import Any
 from stagegraph.errors import RenderError
 from stagegraph.migrations import Placement, placements
 from stagegraph.stage import RenderContext, SensitiveInput
-from stagegraph.stages import svc_hub_scripts
+from stagegraph.stages import svc_argo_scheduler, svc_hub_scripts, svc_lab_home, svc_roles
 from stagegraph.stages.common import deep_merge, helm_release
 from stagegraph.stages.svc_images import Image, resolve_image
 from stagegraph.stages.svc_kube import NAMESPACE, Route, host, ingress_route, opaque_secret
@@ -73,6 +73,8 @@ def jupyterhub(
     *,
     group_overrides: dict[str, dict[str, Any]],
     argo: dict[str, Any],
+    extra_mounts: Iterable[tuple[dict[str, str], Ref]] = (),
+    skel: Ref | None = None,
 ) -> Hub:
     lab = resolve_image(
         ctx, "jupyterlab", field="default_images.jupyterlab", ref=ctx.config.default_images.jupyterlab
@@ -81,6 +83,12 @@ def jupyterhub(
         ctx, "jupyterhub", field="default_images.jupyterhub", ref=ctx.config.default_images.jupyterhub
     )
     mounts, mounted = _lab_config_files(ctx, m)
+    # Files other services hand to every server (dask-etc at /etc/dask).
+    for mount, ref in extra_mounts:
+        mounts.append(mount)
+        mounted.append(ref)
+    if skel is not None:
+        mounted.append(skel)
     extras = list(parts)
     custom = {
         "theme": _theme(ctx),
@@ -93,6 +101,8 @@ def jupyterhub(
         "initial-repositories": literal(ctx.config.jupyterlab.initial_repositories),
         "config-mounts": mounts,
         "argo-workflows": argo,
+        "roles": svc_roles.hub_roles(ctx),
+        "skel-config-map": svc_lab_home.SKEL_CONFIG_MAP if skel is not None else None,
     }
     values = _values(hub, lab, nodes, custom)
     for part in extras:
@@ -178,6 +188,8 @@ def _values(hub: Image, lab: Image, nodes: dict[str, str], custom: dict[str, Any
             "extraConfig": {
                 "01-theme.py": literal(svc_hub_scripts.THEME),
                 "03-profiles.py": literal(svc_hub_scripts.PROFILES),
+                # Replaces the generic-oauth class above with its role-applying subclass.
+                "04-roles.py": literal(svc_roles.ROLES_SCRIPT),
             },
             "services": {"dask-gateway": {"display": False}},
         },
@@ -253,6 +265,8 @@ def _lab_config_files(ctx: RenderContext, m: TerraformModule) -> tuple[list[dict
         m.local("jupyterlab_pioneer", {"log_format": literal(pioneer.log_format)})
         etc["jupyterlab_pioneer.json"] = "${jsonencode(local.jupyterlab_pioneer)}"
         etc["jupyter_jupyterlab_pioneer_config.py"] = literal(svc_hub_scripts.PIONEER)
+    if ctx.config.argo_workflows.enabled:
+        etc["jupyter_server_config.py"] = literal(svc_argo_scheduler.SERVER_CONFIG)
     m.local("jupyterlab_default_settings", literal(dict(lab.default_settings)))
     m.local("jupyterlab_gallery", {"GalleryManager": _gallery(ctx)})
     made = [

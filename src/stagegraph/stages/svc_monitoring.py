@@ -50,7 +50,13 @@ def role_attribute_path() -> str:
     return f"{rules} || 'Viewer'"
 
 
-def monitoring(ctx: RenderContext, m: TerraformModule, nodes: dict[str, str]) -> list[Ref]:
+def monitoring(
+    ctx: RenderContext,
+    m: TerraformModule,
+    nodes: dict[str, str],
+    extra_stack_values: dict[str, Any] | None = None,
+) -> list[Ref]:
+    """`extra_stack_values`: what other modules add to kube-prometheus-stack (svc_scrape)."""
     section = ctx.config.monitoring
     overrides = section.overrides
     releases: list[Ref] = []
@@ -97,7 +103,13 @@ def monitoring(ctx: RenderContext, m: TerraformModule, nodes: dict[str, str]) ->
         depends_on=depends(loki),
     )
     stack: Ref = helm_release(
-        m, ctx, PROMETHEUS, "kube_prometheus_stack", NAMESPACE, _stack_values(nodes), timeout=900
+        m,
+        ctx,
+        PROMETHEUS,
+        "kube_prometheus_stack",
+        NAMESPACE,
+        deep_merge(_stack_values(nodes), extra_stack_values or {}),
+        timeout=900,
     )
     releases += [loki, promtail, stack]
     ingress_route(

@@ -31,12 +31,16 @@ class SharedVolumes:
 
 def shared_storage(ctx: RenderContext, m: TerraformModule, node_selector: str) -> SharedVolumes:
     kind = ctx.config.storage.type or "nfs"
-    if kind != "nfs":
+    if kind not in ("nfs", "efs"):
         raise RenderError(
             f"nebari-config.yaml: storage.type: {kind} is not rendered for provider {ctx.provider} yet "
-            "(only nfs is); set storage.type: nfs or leave it null"
+            "(nfs is, and efs on aws); set storage.type: nfs or leave it null"
         )
-    home = _nfs_volume(ctx, m, "jupyterhub", literal(ctx.config.storage.shared_filesystem), node_selector)
+    home_size = literal(ctx.config.storage.shared_filesystem)
+    if kind == "efs":
+        home = _share(m, "jupyterhub", home_size, "${var.nfs_endpoint}", "efs")
+    else:
+        home = _nfs_volume(ctx, m, "jupyterhub", home_size, node_selector)
     conda = _nfs_volume(ctx, m, "conda-store", literal(ctx.config.storage.conda_store), node_selector)
     return SharedVolumes(home=home[0], conda_store=conda[0], ready=(home[1], conda[1]))
 
@@ -93,6 +97,13 @@ def _nfs_volume(
             "depends_on": depends(server),
         },
     )
+    return _share(m, name, size, svc.attr("spec[0].cluster_ip", sandbox="10.96.0.20"), "nfs")
+
+
+def _share(m: TerraformModule, name: str, size: str, server: str, kind: str) -> tuple[str, Ref]:
+    """An nfs PersistentVolume at `server` and the RWX claim bound to it."""
+    key = tf_key(name)
+    labels = {"nebari.dev/storage-type": kind, "nebari.dev/volume": name}
     claim = f"{name}-${{var.namespace}}-share"
     volume = m.resource(
         "kubernetes_persistent_volume",
@@ -104,13 +115,7 @@ def _nfs_volume(
                     "capacity": {"storage": size},
                     "storage_class_name": "",
                     "access_modes": ["ReadWriteMany"],
-                    "persistent_volume_source": [
-                        {
-                            "nfs": [
-                                {"server": svc.attr("spec[0].cluster_ip", sandbox="10.96.0.20"), "path": "/"}
-                            ]
-                        }
-                    ],
+                    "persistent_volume_source": [{"nfs": [{"server": server, "path": "/"}]}],
                 }
             ],
         },

@@ -1,0 +1,65 @@
+"""Stand-ins for running rendered service config scripts in a test (no tests here).
+
+The scripts are executed the way their service loads them: `exec` with a traitlets-like
+`c` in their globals. What they import from the service's own packages (z2jh, conda-store,
+argo-jupyter-scheduler) is replaced by small fake modules for the duration of the run.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+class Section(types.SimpleNamespace):
+    pass
+
+
+class Config(dict[str, Section]):
+    """traitlets' Config as scripts use it: `c.Class.trait = value`."""
+
+    def __getattr__(self, name: str) -> Section:
+        return self.setdefault(name, Section())
+
+
+def module(name: str, **attrs: Any) -> types.ModuleType:
+    mod = types.ModuleType(name)
+    for key, value in attrs.items():
+        setattr(mod, key, value)
+    return mod
+
+
+@contextmanager
+def fake_modules(**mods: types.ModuleType) -> Iterator[None]:
+    saved = {name: sys.modules.get(name) for name in mods}
+    sys.modules.update(mods)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                del sys.modules[name]
+            else:
+                sys.modules[name] = old
+
+
+def z2jh(values: dict[str, Any]) -> types.ModuleType:
+    """The chart's z2jh helper, serving the rendered chart values."""
+
+    def get_config(key: str, default: Any = None) -> Any:
+        node: Any = values
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    return module("z2jh", get_config=get_config)
+
+
+def unescape(text: str) -> str:
+    """Terraform's view of a literal: `$${` is `${`."""
+    return text.replace("$${", "${").replace("%%{", "%{")
