@@ -24,12 +24,12 @@ def services(project: SandboxProject) -> dict[str, Any]:
 
 
 def releases(doc: dict[str, Any]) -> dict[str, str]:
-    """Helm release name -> chart version, as rendered."""
+    """Hub release name -> chart version, as rendered (not jupyterhub-ssh and the like)."""
     res = doc["resource"]["terraform_data"]
     return {
         body["input"]["name"]: body["input"]["version"]
         for key, body in res.items()
-        if key.startswith("helm_release__jupyterhub")
+        if key in ("helm_release__jupyterhub", "helm_release__jupyterhub_n3")
     }
 
 
@@ -38,8 +38,9 @@ def routes(doc: dict[str, Any]) -> dict[str, tuple[str, str]]:
     out = {}
     for key, manifest in doc["locals"].items():
         if key.startswith("route_jupyterhub") and key.endswith("_manifest"):
-            (rule,) = manifest["spec"]["routes"]
-            out[manifest["metadata"]["name"]] = (rule["match"], rule["services"][0]["name"])
+            rule = manifest["spec"]["routes"][0]
+            if manifest["metadata"]["name"] in ("jupyterhub", "jupyterhub-n3", "jupyterhub-n2"):
+                out[manifest["metadata"]["name"]] = (rule["match"], rule["services"][0]["name"])
     return out
 
 
