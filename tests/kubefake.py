@@ -82,6 +82,10 @@ BUILTIN_KINDS = (
     Kind("", "v1", "secrets", "Secret", True),
     Kind("", "v1", "pods", "Pod", True),
     Kind("apps", "v1", "deployments", "Deployment", True),
+    Kind("apps", "v1", "daemonsets", "DaemonSet", True),
+    Kind("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True),
+    Kind("batch", "v1", "jobs", "Job", True),
+    Kind("batch", "v1", "cronjobs", "CronJob", True),
     Kind("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
     Kind("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
     Kind("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
@@ -321,13 +325,16 @@ class FakeKube:
             raise _not_found(kind, name)
         return obj
 
-    def _list(self, kind: Kind, namespace: str | None) -> dict[str, Any]:
+    def _list(self, kind: Kind, namespace: str | None, selector: str = "") -> dict[str, Any]:
+        # Equality-based label selectors (`a=b,c=d`), the form stagegraph sends.
+        wanted = dict(term.split("=", 1) for term in selector.split(",") if "=" in term)
         items = [
             copy.deepcopy(obj)
             for key, obj in sorted(self.objects.items(), key=lambda kv: str(kv[0]))
             if key[0] == kind.api_version
             and key[1] == kind.plural
             and (namespace is None or key[2] == namespace)
+            and all(obj.get("metadata", {}).get("labels", {}).get(k) == v for k, v in wanted.items())
         ]
         return {
             "kind": f"{kind.kind}List",
@@ -592,7 +599,7 @@ class FakeKube:
         name = rest[1] if len(rest) == 2 else None
         if name is None:
             if method == "GET":
-                return 200, self._list(kind, namespace)
+                return 200, self._list(kind, namespace, (query.get("labelSelector") or [""])[0])
             if method == "POST":
                 return 201, self._create(kind, namespace, _json_or_yaml(body))
             raise ApiStatus(405, "MethodNotAllowed", f"{method} is not supported on a collection")

@@ -7,7 +7,11 @@ from stagegraph.tasks import DEPLOY_PARAMS, DESTROY_PARAMS
 
 
 def test_defaults_when_task_absent() -> None:
-    assert task_options(["doit", "list"], "deploy", DEPLOY_PARAMS) == {"stop_at": "", "disable_render": False}
+    assert task_options(["doit", "list"], "deploy", DEPLOY_PARAMS) == {
+        "stop_at": "",
+        "disable_render": False,
+        "allow_change": [],
+    }
 
 
 def test_stop_at_and_flag_after_task() -> None:
@@ -15,7 +19,13 @@ def test_stop_at_and_flag_after_task() -> None:
     assert task_options(argv, "deploy", DEPLOY_PARAMS) == {
         "stop_at": "04-kubernetes-ingress",
         "disable_render": True,
+        "allow_change": [],
     }
+
+
+def test_allow_change_is_repeatable() -> None:
+    argv = ["doit", "deploy", "--allow-change", "provider", "--allow-change=project_name"]
+    assert task_options(argv, "deploy", DEPLOY_PARAMS)["allow_change"] == ["provider", "project_name"]
 
 
 def test_equals_form_and_next_task_stops_parsing() -> None:

@@ -89,7 +89,8 @@ def test_restoring_the_backup_makes_the_stage_stale_and_the_next_deploy_catches_
 ) -> None:
     # A second apply of the stage makes Terraform keep the previous state as a backup.
     project.edit_config(lambda c: c.update(namespace="other"))
-    project.doit("deploy", "--stop-at", STAGE)
+    # namespace is an immutable field (stagegraph.immutable): this change is on purpose.
+    project.doit("deploy", "--stop-at", STAGE, "--allow-change", "namespace")
     path = _state(project)
     backup = path.with_name("terraform.tfstate.backup")
     assert backup.exists()

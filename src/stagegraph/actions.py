@@ -393,6 +393,8 @@ def do_preflight(s: Session, stages: list[str]) -> None:
     s.check_config()  # an invalid config is the only thing said: no summary of a run
     s.hold_lock(s.command_name())
     try:
+        if s.command_name() != "destroy":
+            do_check_deployable(s)
         if s.command_name() not in ("destroy", "plan"):
             # Applying with a stage's resources left behind unnoticed is what this stops.
             from stagegraph.orphans import refuse_orphans
@@ -407,3 +409,21 @@ def do_preflight(s: Session, stages: list[str]) -> None:
         summary.add("preflight", "failed", 0.0, str(exc).splitlines()[0])
         summary.mark_not_run(stages, reason="preflight failed")
         raise
+
+
+def do_check_deployable(s: Session) -> None:
+    """prevent_deploy, and no immutable field changed since it was applied (before any Terraform)."""
+    from stagegraph.cliargs import task_options
+    from stagegraph.immutable import check_unchanged
+    from stagegraph.tasks import DEPLOY_PARAMS
+
+    project = s.project
+    if project.config.prevent_deploy:
+        raise StagegraphError(
+            f"{project.config_name}: prevent_deploy: true (an upgrade set it: back up your data as its "
+            "notes say); remove the key to deploy"
+        )
+    allowed = task_options(s.argv, "deploy", DEPLOY_PARAMS)["allow_change"]
+    records, _ = project.records.scan()
+    for change in check_unchanged(project.config, records, allowed, project.config_name):
+        print(f"warning: {project.config_name}: {change} (allowed by --allow-change)")

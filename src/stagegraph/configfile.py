@@ -177,8 +177,14 @@ def parse_config(text: str, filename: str) -> NebariConfig:
     """Validate config text; `filename` is only used in error messages."""
     from stagegraph.schema.config import NebariConfig
     from stagegraph.schema.problems import format_problems
+    from stagegraph.upgrade.versions import gate_problem
 
     data = _load_yaml(text, filename)
+    # Before the schema: an old config fails on many keys at once, and only the first
+    # line matters (run the upgrade).
+    problem = gate_problem(data, filename)
+    if problem is not None:
+        raise ConfigError(filename, [problem])
     try:
         return NebariConfig.model_validate(data)
     except ValidationError as err:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from stagegraph.driver import TERRAFORM, StageContext, StageDriver
 from stagegraph.errors import DeployError, StagegraphError
 from stagegraph.fingerprint import changed_inputs
+from stagegraph.immutable import immutable_values
 from stagegraph.inputs import secret_env, stage_inputs, upstream_outputs
 from stagegraph.records import StageRecord
 from stagegraph.stage import CheckContext, Stage, Upstream
@@ -192,8 +193,10 @@ def apply_stage(rt: Runtime, name: str) -> None:
     try:
         now_inputs = stage_inputs(project, stage)
         inputs, fp = now_inputs.inputs, now_inputs.fingerprint
+        actions_due = has_upgrade_actions(project, name)
         older_state = check_state(name, stage_dir, record.state if record else None)
-        if record is not None and record.status == "applied" and record.fingerprint == fp and not older_state:
+        fresh = record is not None and record.status == "applied" and record.fingerprint == fp
+        if fresh and not older_state and not actions_due:
             # doit's database can be lost (SIGKILL); our record still says done.
             rt.summary.add(name, "skipped", 0.0, "up to date")
             rt.console.line(name, "up to date")
@@ -202,6 +205,8 @@ def apply_stage(rt: Runtime, name: str) -> None:
         env, _ = secret_env(project, stage)
         ctx = stage_context(rt, stage, "apply", now_inputs.variables, env, record)
         _run_preflight(rt, stage)
+        run_upgrade_actions(rt, stage, "before")
+        take_snapshot(rt, stage, record)
         result = driver_of(stage).apply(ctx)
         outputs = _validated_outputs(stage, result.outputs)
         _run_check(rt, stage, outputs)
@@ -225,12 +230,58 @@ def apply_stage(rt: Runtime, name: str) -> None:
         log=ctx.log_path,
         runner=result.runner,
         init_digest=result.init_digest,
+        immutable=immutable_values(project.config),
         state=identity_after_apply(stage_dir),
         source=stage.source,
     )
     reason = "; ".join(changed_inputs(record.inputs, inputs)[:3]) if record else "first apply"
-    rt.summary.add(name, "applied", duration, reason)
+    run_upgrade_actions(rt, stage, "after")
+    rt.summary.add(name, "applied", duration, reason or "upgrade actions")
     rt.console.finish(name, "applied", duration)
+
+
+def has_upgrade_actions(project: Project, name: str) -> bool:
+    """Whether `doit upgrade` left an action for this stage that has not run yet."""
+    from stagegraph.upgrade.deploy_actions import pending
+
+    return bool(pending(project.state_dir, name))
+
+
+def run_upgrade_actions(rt: Runtime, stage: Stage, when: str) -> None:
+    """The upgrade's recorded actions for this stage and moment (`stagegraph.upgrade.deploy_actions`)."""
+    from stagegraph.upgrade.deploy_actions import kube_deleter, pending, run
+
+    project = rt.project
+    if not pending(project.state_dir, stage.name, when):
+        return
+    infra = project.records.get("02-infrastructure")
+    kubeconfig = infra.outputs.get("kubeconfig_path") if infra is not None else None
+    delete = (
+        kube_deleter(str(kubeconfig), infra.outputs.get("kube_context")) if infra and kubeconfig else None
+    )
+    run(
+        project.state_dir,
+        stage.name,
+        when,
+        sandbox=project.config.provider == "sandbox",
+        delete=delete,
+        state_file=project.stage_dir(stage) / "terraform.tfstate",
+        line=lambda text: rt.console.line(stage.name, text),
+    )
+
+
+def take_snapshot(rt: Runtime, stage: Stage, record: StageRecord | None) -> None:
+    """Keep the stage's state and record as they are before this apply (`doit restore`)."""
+    from stagegraph.snapshots import snapshot_stage
+
+    project = rt.project
+    snapshot_stage(
+        project.state_dir,
+        stage.name,
+        project.stage_dir(stage),
+        record,
+        keep=project.config.stagegraph.snapshots.keep,
+    )
 
 
 def record_failure(

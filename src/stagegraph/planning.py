@@ -26,10 +26,13 @@ from stagegraph.deploy import (
     driver_of,
     now,
     record_failure,
+    run_upgrade_actions,
     stage_context,
+    take_snapshot,
 )
 from stagegraph.errors import DeployError, StagegraphError
 from stagegraph.fingerprint import FINGERPRINTED, changed_inputs
+from stagegraph.immutable import immutable_values
 from stagegraph.inputs import recorded_outputs, secret_env, stage_inputs
 from stagegraph.prediction import reads_outputs
 from stagegraph.records import PlanInfo, StageRecord
@@ -186,6 +189,8 @@ def apply_plan(rt: Runtime, name: str) -> None:
     ctx = stage_context(rt, stage, "apply", inputs.variables, env, record)
     try:
         _run_preflight(rt, stage)
+        run_upgrade_actions(rt, stage, "before")
+        take_snapshot(rt, stage, record)
         result = driver_of(stage).apply_plan(ctx, plan_path)
         outputs = _validated_outputs(stage, result.outputs)
         _run_check(rt, stage, outputs)
@@ -203,9 +208,11 @@ def apply_plan(rt: Runtime, name: str) -> None:
         log=ctx.log_path,
         runner=result.runner,
         init_digest=result.init_digest,
+        immutable=immutable_values(project.config),
         state=identity_after_apply(project.stage_dir(stage)),
         source=stage.source,
     )
     plan_path.unlink(missing_ok=True)
+    run_upgrade_actions(rt, stage, "after")
     rt.summary.add(name, "applied", duration, "saved plan")
     rt.console.finish(name, "applied (saved plan)", duration)

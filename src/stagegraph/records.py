@@ -70,6 +70,8 @@ class StageRecord(BaseModel):
     #: Digest of providers + backend at the last successful `terraform init`.
     init_digest: str | None
     plan: PlanInfo | None
+    #: Values of the immutable fields (`stagegraph.immutable`) at the last successful apply.
+    immutable: dict[str, Any] = {}
     #: The local Terraform state the last successful apply left (None: none to check,
     #: such as a remote backend, or a record older than this field).
     state: StateIdentity | None = None
@@ -213,6 +215,7 @@ class RecordStore:
         runner: str | None = None,
         init_digest: str | None = None,
         applied_at: datetime | None = None,
+        immutable: dict[str, Any] | None = None,
         state: StateIdentity | None = None,
         source: str | None = None,
     ) -> StageRecord:
@@ -231,6 +234,7 @@ class RecordStore:
             runner=runner,
             init_digest=init_digest,
             plan=None,
+            immutable=dict(immutable or {}),
             state=state,
             source=source,
         )

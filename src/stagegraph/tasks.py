@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from functools import wraps
 from pathlib import Path
@@ -73,20 +74,24 @@ class Session:
             self.load_error = exc
             self.graph = build_graph(BUILTIN_STAGES)
         self._runtime: Any = None
+        # doit's threads (render tasks beside the preflight) ask for the runtime at once:
+        # two runtimes would split the run summary, and the one written could be empty.
+        self._runtime_lock = threading.Lock()
         #: Values the command modules compute once per process (the run's options).
         self.cache: dict[str, Any] = {}
 
     def runtime(self) -> Any:
         if self.load_error is not None:
             raise self.load_error
-        if self._runtime is None:
-            from stagegraph.deploy import Runtime
-            from stagegraph.summary import RunSummary
+        with self._runtime_lock:
+            if self._runtime is None:
+                from stagegraph.deploy import Runtime
+                from stagegraph.summary import RunSummary
 
-            command = self.command_name()
-            summary = RunSummary(command)
-            self._runtime = Runtime(self.project, self._console(summary), summary)
-            atexit.register(self._write_summary)
+                command = self.command_name()
+                summary = RunSummary(command)
+                self._runtime = Runtime(self.project, self._console(summary), summary)
+                atexit.register(self._write_summary)
         return self._runtime
 
     def check_config(self) -> None:
@@ -186,6 +191,21 @@ def failing_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
         return None if result is None else result
 
     return action
+
+
+def printing(fn: Callable[..., str], loaded: bool = False) -> Callable[..., Any]:
+    """An action that prints what `fn(session, **params)` returns, failing cleanly.
+
+    `loaded`: the command needs a valid config (upgrade must run on an old one).
+    """
+
+    @wraps(fn)
+    def action(s: Session, *args: Any, **kwargs: Any) -> None:
+        if loaded and s.load_error is not None:
+            raise s.load_error
+        print(fn(s, *args, **kwargs))
+
+    return failing_cleanly(action)
 
 
 def make_task_creators(session: Session) -> dict[str, Callable[[], Any]]:

@@ -25,7 +25,7 @@ CommandFn = Callable[["Session"], "TaskDict | Iterable[TaskDict]"]
 
 def builtin_commands() -> tuple[CommandFn, ...]:
     """The one registration list of the built-in commands, in `doit list` order."""
-    from stagegraph.commands import engine, secrets, tools, views
+    from stagegraph.commands import engine, lifecycle, secrets, tools, views
 
     return (
         engine.stages,
@@ -49,6 +49,11 @@ def builtin_commands() -> tuple[CommandFn, ...]:
         tools.verify_pins,
         *secrets.commands(),
         tools.bench,
+        lifecycle.upgrade,
+        lifecycle.restore,
+        lifecycle.snapshots,
+        lifecycle.migrations,
+        lifecycle.backup,
         views.plugins,
     )
 

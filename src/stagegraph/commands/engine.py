@@ -40,6 +40,13 @@ DEPLOY_PARAMS: list[dict[str, Any]] = [
         "type": bool,
         "help": "apply the rendered files on disk as they are (shows whether they differ from a fresh render)",
     },
+    {
+        "name": "allow_change",
+        "long": "allow-change",
+        "default": [],
+        "type": list,
+        "help": "let this immutable field (project_name, provider, storage.type, ...) change; repeatable",
+    },
 ]
 DESTROY_PARAMS: list[dict[str, Any]] = [
     {
@@ -270,9 +277,11 @@ def _stage_uptodate(s: Session, name: str) -> Callable[[], bool]:
         if s.load_error is not None:
             return False
         from stagegraph.status import is_up_to_date
+        from stagegraph.upgrade.deploy_actions import pending
 
         try:
-            fresh = is_up_to_date(s.project, name)
+            # A stage with an upgrade action still to run is never skipped.
+            fresh = is_up_to_date(s.project, name) and not pending(s.project.state_dir, name)
         except StagegraphError:
             return False  # the action reports it
         if fresh:

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from stagegraph.schema.base import Section
+from stagegraph.schema.migration import MajorMigration
 from stagegraph.schema.secret import SecretValue
 
 NEBARI_DOCS = "https://www.nebari.dev/docs"
@@ -64,6 +65,12 @@ class JupyterHub(Section):
 
     overrides: dict[str, Any] = Field(
         default_factory=dict, description="Helm values merged into the JupyterHub chart."
+    )
+    next_major: MajorMigration = Field(
+        default_factory=dict,
+        validate_default=True,
+        description="A phased move to the next major JupyterHub chart (lockfile pin "
+        "helm_charts.jupyterhub_next): beside on next_route, then switched, then retired.",
     )
 
 

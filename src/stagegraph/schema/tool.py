@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
@@ -60,6 +60,46 @@ class Plugins(Section):
     )
 
 
+class Snapshots(Section):
+    """Copies of a stage's Terraform state and record, taken before each apply (`doit restore`)."""
+
+    keep: int = Field(
+        5, ge=0, le=100, description="How many snapshots to keep per stage (newest first); 0 takes none."
+    )
+
+
+BackupComponent = Literal["keycloak", "conda_store", "shared_storage"]
+ALL_COMPONENTS: tuple[BackupComponent, ...] = ("keycloak", "conda_store", "shared_storage")
+
+
+class Backup(Section):
+    """The platform's data backup (`doit backup`): a Kubernetes CronJob, run on a schedule."""
+
+    schedule: str = Field(
+        "0 3 * * *",
+        pattern=r"^(@(hourly|daily|weekly|monthly|yearly)|(\S+\s+){4}\S+)$",
+        description="When the backup CronJob runs: five cron fields (UTC), or @daily and the like.",
+    )
+    components: list[BackupComponent] = Field(
+        default_factory=lambda: list(ALL_COMPONENTS),
+        min_length=1,
+        description="What to back up: keycloak (realm and users export), conda_store (its volume of "
+        "environments), shared_storage (the users' home and shared folders).",
+    )
+    storage_size: str = Field(
+        "50Gi",
+        pattern=r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti)$",
+        description="Size of the nebari-backups volume the archives are written to.",
+    )
+    storage_class: str | None = Field(
+        None, description="Storage class of the nebari-backups volume (null: the cluster default)."
+    )
+    keep_days: int = Field(
+        14, ge=1, description="Archives older than this many days are deleted by each run."
+    )
+    suspend: bool = Field(False, description="Keep the CronJob but stop its scheduled runs.")
+
+
 class StagegraphSettings(Section):
     """Settings of stagegraph itself; every key has a default."""
 
@@ -88,6 +128,14 @@ class StagegraphSettings(Section):
     )
     plugins: Plugins = Field(
         default_factory=dict, validate_default=True, description="Which plugins to activate."
+    )
+    snapshots: Snapshots = Field(
+        default_factory=dict, validate_default=True, description="State snapshots before each apply."
+    )
+    backup: Backup = Field(
+        default_factory=dict,
+        validate_default=True,
+        description="The scheduled backup of the platform's data.",
     )
 
     @field_validator("output_directory")

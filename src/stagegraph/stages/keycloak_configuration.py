@@ -44,6 +44,8 @@ SECTIONS = (
     "security.keycloak.realm_display_name",
     "security.groups",
     "security.roles",
+    # Only for the login callbacks of a second hub route (stagegraph.migrations).
+    "jupyterhub.next_major",
 )
 REALM = "nebari"
 IDP_SECRET_VARIABLE = "identity_provider_client_secret"  # noqa: S105 - a variable name
@@ -274,9 +276,18 @@ def _identity_provider(m: TerraformModule, ctx: RenderContext, realm_id: str) ->
     m.resource("keycloak_oidc_identity_provider", "login", {**common, **body})
 
 
-def _clients(m: TerraformModule, realm_id: str) -> dict[str, Ref]:
+def _hub_routes(ctx: RenderContext) -> tuple[str, ...]:
+    """Login callbacks of the hubs on other routes during a major-version migration."""
+    from stagegraph.migrations import placements
+
+    places = placements("jupyterhub", "jupyterhub", "jupyterhub_next", ctx.config.jupyterhub.next_major)
+    return tuple(p.path("/hub/oauth_callback") for p in places if not p.at_root)
+
+
+def _clients(m: TerraformModule, realm_id: str, extra_hub_paths: tuple[str, ...] = ()) -> dict[str, Ref]:
     refs: dict[str, Ref] = {}
     for client in CLIENTS:
+        paths = client.redirect_paths + (extra_hub_paths if client.service == "jupyterhub" else ())
         ref = m.resource(
             "keycloak_openid_client",
             client.service,
@@ -289,7 +300,7 @@ def _clients(m: TerraformModule, realm_id: str) -> dict[str, Ref]:
                 "access_type": "CONFIDENTIAL",
                 "standard_flow_enabled": True,
                 "service_accounts_enabled": bool(client.service_account_roles),
-                "valid_redirect_uris": [f"${{var.base_url}}{path}" for path in client.redirect_paths],
+                "valid_redirect_uris": [f"${{var.base_url}}{path}" for path in paths],
             },
         )
         client_uuid = ref.attr("id", sandbox=f"sandbox-client-{client.service}")
@@ -430,7 +441,7 @@ def render(ctx: RenderContext) -> Rendered:
     )
     realm_id = realm.attr("id", sandbox=REALM)
     _identity_provider(m, ctx, realm_id)
-    clients = _clients(m, realm_id)
+    clients = _clients(m, realm_id, _hub_routes(ctx))
     management_roles = _realm_management(m, realm_id, clients)
     _read_only_user(m, realm_id, management_roles)
     groups = realm_groups(security.groups, bool(security.shared_users_group))

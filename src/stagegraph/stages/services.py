@@ -174,7 +174,7 @@ def render(ctx: RenderContext) -> Rendered:
         extra_mounts=[(dask_config.mount, dask_config.config_map), *home.mounts],
         skel=home.skel,
     )
-    dask_tcp_route(m, dask_gateway(ctx, m, nodes, volumes, hub.release))
+    dask_tcp_route(m, dask_gateway(ctx, m, nodes, volumes, hub.release, hub_prefix=hub.prefix))
     jupyterhub_ssh(ctx, m, nodes["general"], volumes.home, hub.release)
     urls = {
         "jupyterhub": "https://${var.domain}/",
@@ -223,6 +223,7 @@ STAGE = Stage(
         "providers.random",
         "providers.tls",
         "helm_charts.jupyterhub",
+        "helm_charts.jupyterhub_next",
         "helm_charts.dask_gateway",
         "helm_charts.argo_workflows",
         "helm_charts.kube_prometheus_stack",

@@ -61,8 +61,15 @@ c.Backend.cluster_options = Options(
 
 
 def dask_gateway(
-    ctx: RenderContext, m: TerraformModule, nodes: dict[str, str], volumes: SharedVolumes, after: Ref
+    ctx: RenderContext,
+    m: TerraformModule,
+    nodes: dict[str, str],
+    volumes: SharedVolumes,
+    after: Ref,
+    hub_prefix: str = "",
 ) -> Ref:
+    """Dask Gateway, authenticating against the hub that serves / (`hub_prefix` names its objects)."""
+    hub = f"{hub_prefix}-hub" if hub_prefix else "hub"
     m.local(
         "dask_worker_profiles",
         {
@@ -89,8 +96,8 @@ def dask_gateway(
             "auth": {
                 "type": "jupyterhub",
                 "jupyterhub": {
-                    "apiUrl": "http://hub.${var.namespace}:8081/hub/api",
-                    "apiTokenFromSecretName": "hub",
+                    "apiUrl": f"http://{hub}.${{var.namespace}}:8081/hub/api",
+                    "apiTokenFromSecretName": hub,
                     "apiTokenFromSecretKey": "hub.services.dask-gateway.apiToken",
                 },
             },

@@ -13,11 +13,13 @@ Kubernetes secret, never as rendered values.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from stagegraph.errors import RenderError
+from stagegraph.migrations import Placement, placements
 from stagegraph.stage import RenderContext, SensitiveInput
 from stagegraph.stages import svc_argo_scheduler, svc_hub_scripts, svc_lab_home, svc_roles
 from stagegraph.stages.common import deep_merge, helm_release
@@ -57,6 +59,9 @@ class HubParts:
 class Hub:
     release: Ref
     lab_image: Image
+    #: Prefix of the object names of the release serving / ("" for the chart's own names):
+    #: services that call the hub (Dask Gateway) follow it through a migration.
+    prefix: str = ""
 
 
 def jupyterhub(
@@ -103,29 +108,48 @@ def jupyterhub(
     for part in extras:
         values = deep_merge(values, part.values)
     values = deep_merge(values, literal(dict(ctx.config.jupyterhub.overrides)))
-    release: Ref = helm_release(
-        m,
-        ctx,
-        RELEASE,
-        "jupyterhub",
-        NAMESPACE,
-        values,
-        timeout=900,
-        depends_on=depends(*volumes.ready, *mounted, *(r for p in extras for r in p.after)),
+    # A phased major-version migration renders a second release (stagegraph.migrations);
+    # with none under way this is the one release "jupyterhub" on /, as always.
+    releases: list[Ref] = []
+    for place in placements(RELEASE, "jupyterhub", "jupyterhub_next", ctx.config.jupyterhub.next_major):
+        release: Ref = helm_release(
+            m,
+            ctx,
+            place.release,
+            place.chart_pin,
+            NAMESPACE,
+            _at_route(values, place),
+            timeout=900,
+            depends_on=depends(*volumes.ready, *mounted, *(r for p in extras for r in p.after)),
+        )
+        releases.append(release)
+        proxy = f"{place.prefix}-proxy-public" if place.prefix else "proxy-public"
+        paths = (
+            "Path(`/`) || PathPrefix(`/hub`) || PathPrefix(`/user`) || PathPrefix(`/services`)"
+            if place.at_root
+            else f"PathPrefix(`{place.route}`)"
+        )
+        name = "jupyterhub" if place.at_root else f"{RELEASE}-{place.route.strip('/')}"
+        ingress_route(m, name, [Route(host(paths), proxy, 80)], after=(release,))
+    root = placements(RELEASE, "jupyterhub", "jupyterhub_next", ctx.config.jupyterhub.next_major)[0]
+    return Hub(release=releases[0], lab_image=lab, prefix=root.prefix)
+
+
+def _at_route(values: dict[str, Any], place: Placement) -> dict[str, Any]:
+    """The hub's values for a release at `place`: its names, base URL and login callbacks."""
+    if place.at_root and not place.prefix:
+        return values
+    out = copy.deepcopy(values)
+    if place.prefix:
+        out["fullnameOverride"] = place.prefix
+    if not place.at_root:
+        out["hub"]["baseUrl"] = f"{place.route}/"
+    oauth = out["hub"]["config"]["GenericOAuthenticator"]
+    oauth["oauth_callback_url"] = "https://${var.domain}" + place.path("/hub/oauth_callback")
+    oauth["logout_redirect_url"] = oauth["logout_redirect_url"].replace(
+        '"https://${var.domain}/hub/login"', '"https://${var.domain}' + place.path("/hub/login") + '"'
     )
-    ingress_route(
-        m,
-        "jupyterhub",
-        [
-            Route(
-                host("Path(`/`) || PathPrefix(`/hub`) || PathPrefix(`/user`) || PathPrefix(`/services`)"),
-                "proxy-public",
-                80,
-            )
-        ],
-        after=(release,),
-    )
-    return Hub(release=release, lab_image=lab)
+    return out
 
 
 def _values(hub: Image, lab: Image, nodes: dict[str, str], custom: dict[str, Any]) -> dict[str, Any]:
