@@ -57,6 +57,25 @@ def test_immutable_field_change_is_refused_before_terraform_then_allowed(tmp_pat
     assert "nebari-config.yaml: prevent_deploy: true" in stopped.stdout + stopped.stderr
 
 
+def test_project_rename_is_refused_until_allowed_by_name(tmp_path: Path) -> None:
+    """project_name is guarded twice (folder identity, immutable table); one flag passes both."""
+    project = SandboxProject.create(tmp_path / "p")
+    project.doit("deploy")
+    logs = log_times(project)
+    project.edit_config(lambda c: c.update(project_name="renamed"))
+    refused = project.doit("deploy", check=False)
+    assert refused.returncode != 0
+    assert "project_name 'renamed' does not match the deployment" in refused.stdout + refused.stderr
+    assert log_times(project) == logs  # no Terraform ran
+
+    allowed = project.doit("deploy", "--allow-change", "project_name")
+    assert "project_name: 'demo' -> 'renamed' (allowed by --allow-change)" in allowed.stdout
+    assert project.applied_in_last_run()
+    identity = json.loads((project.state_dir / "identity.json").read_text())
+    assert identity["project_name"] == "renamed"
+    assert project.doit("deploy").returncode == 0  # the new name is this folder's now
+
+
 def test_restore_after_a_bad_apply_returns_state_and_record(tmp_path: Path) -> None:
     project = SandboxProject.create(tmp_path / "p")
     project.edit_config(lambda c: c.setdefault("stagegraph", {}).update(snapshots={"keep": 2}))

@@ -7,7 +7,9 @@ writes into a deployment folder records its identity in `.stagegraph/identity.js
 every later command compares its config with it and refuses a mismatch in one line.
 
 The provider may change (sandbox first, then a real cluster), but only once nothing of the
-old provider is applied: its stages would otherwise be orphaned with their state.
+old provider is applied: its stages would otherwise be orphaned with their state. A project
+rename is a change of an immutable field (`stagegraph.immutable`): `doit deploy
+--allow-change project_name` lets it through here too, and the new name is recorded.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def check_identity(
     applied_stages: Callable[[], Sequence[str]],
     *,
     record: bool,
+    allowed: frozenset[str] = frozenset(),
 ) -> None:
     """Refuse `wanted` if the folder holds another deployment; with `record`, write it down.
 
@@ -75,6 +78,8 @@ def check_identity(
     found = read_identity(state_dir)
     if found is not None:
         for field in ("project_name", "environment"):
+            if field in allowed:
+                continue  # the user asked for this change by name (--allow-change)
             if getattr(found, field) != getattr(wanted, field):
                 raise IdentityError(
                     f"{config_name}: {field} {label(getattr(wanted, field))!r} does not match the deployment "

@@ -160,7 +160,9 @@ class Project:
             )
         return out
 
-    def check_identity(self, *, record: bool, raw: bool = False) -> None:
+    def check_identity(
+        self, *, record: bool, raw: bool = False, allowed: frozenset[str] = frozenset()
+    ) -> None:
         """Refuse a config that does not match the deployment recorded in its home folder.
 
         `raw` compares the unvalidated YAML values: cheap enough for task creation, so even
@@ -180,7 +182,7 @@ class Project:
             records, _ = self.records.scan()
             return [name for name, rec in records.items() if rec.status != "destroyed"]
 
-        check_identity(self.state_dir, wanted, self.config_name, applied, record=record)
+        check_identity(self.state_dir, wanted, self.config_name, applied, record=record, allowed=allowed)
 
     def stage_dir(self, stage: Stage) -> Path:
         return self.output_root / stage.directory(self.config.provider)

@@ -64,7 +64,7 @@ class Session:
         try:
             if self.load_error is not None:
                 raise self.load_error
-            self.project.check_identity(record=False, raw=True)
+            self.project.check_identity(record=False, raw=True, allowed=self.allowed_changes())
             self.graph: StageGraph = self.project.graph
         except StagegraphError as exc:
             # Keep `doit list` and `doit help` usable with a broken config: show the
@@ -147,6 +147,13 @@ class Session:
 
             stdout_gone()
 
+    def allowed_changes(self) -> frozenset[str]:
+        """The immutable fields this command line lets change (`deploy --allow-change FIELD`)."""
+        from stagegraph.cliargs import task_options
+        from stagegraph.commands.engine import DEPLOY_PARAMS
+
+        return frozenset(task_options(self.argv, "deploy", DEPLOY_PARAMS)["allow_change"])
+
     def doit_db(self) -> Path:
         """doit's database: in this deployment's own `.stagegraph/`, so that two
         environments (or folders) run at the same time without sharing one file."""
@@ -176,7 +183,7 @@ class Session:
             refuse_local_records(self.project.state_dir, client)
             state = self.project.config.terraform_state
             hold_shared_lock(client, command, Lease(state.lock_lease_s, state.lock_wait_s))
-        self.project.check_identity(record=True)
+        self.project.check_identity(record=True, allowed=self.allowed_changes())
 
 
 def failing_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
