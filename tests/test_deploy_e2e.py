@@ -229,11 +229,21 @@ def test_destroy_in_reverse_order_stops_on_failure_resumes_and_keeps(fresh: Sand
 
 
 def test_plans_flow_through_the_graph_and_apply_plan_is_strict(fresh: SandboxProject) -> None:
-    # Nothing is applied: each stage is planned against its upstreams' planned outputs,
-    # which Terraform knows for every sandbox stage, so no mock stands in anywhere.
+    # Nothing is applied: each stage is planned against its upstreams' planned outputs, so
+    # no mock stands in anywhere. 02's load-balancer pool is read from the kind network,
+    # which exists only once 02 applied: 03 is planned "after 02-infrastructure applies".
     proc = fresh.doit("-n", "1", "plan")
     assert "mock" not in proc.stdout
     assert fresh.statuses() == dict.fromkeys(ALL, "planned")
+    assert "after 02-infrastructure applies" in proc.stdout
+    # apply_plan applies what was planned on known values and refuses the deferred plan.
+    proc = fresh.doit("-n", "1", "apply_plan", check=False)
+    assert proc.returncode != 0
+    assert "03-kubernetes-initialize: its saved plan was made before 02-infrastructure applied" in proc.stdout
+    assert {"01-terraform-state", "02-infrastructure"} <= fresh.applied_in_last_run()
+    # Planned again, nothing is deferred any more, and the saved plans apply to the end.
+    proc = fresh.doit("-n", "1", "plan")
+    assert "after 02-infrastructure applies" not in proc.stdout
     fresh.doit("-n", "1", "apply_plan")
     assert sorted(fresh.records()) == sorted(ALL)
     fresh.doit("deploy")
