@@ -74,9 +74,11 @@ def begin_shutdown() -> int:
     with _live_lock:
         _stopping.set()
         procs = list(_live)
-    for proc in procs:
+    # Counted before the SIGINT: a child may be gone by the time we could look again.
+    running = [proc for proc in procs if proc.poll() is None]
+    for proc in running:
         _interrupt(proc)
-    return sum(proc.poll() is None for proc in procs)
+    return len(running)
 
 
 def kill_all() -> None:
