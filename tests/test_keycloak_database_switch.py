@@ -1,0 +1,94 @@
+"""A Keycloak applied on dev-file is not switched to PostgreSQL (an empty realm) unasked.
+
+Records written before the Keycloak database was recorded hold no value for it; for stage
+05 they mean dev-file, which every earlier release ran unless the overrides named another.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from stagegraph.configfile import parse_config
+from stagegraph.immutable import ImmutableFieldError, check_unchanged, immutable_values
+from stagegraph.records import RecordStore, StageRecord
+from stagegraph.schema.config import NebariConfig
+
+BASE = "project_name: demo\nprovider: existing\nexisting:\n  kube_context: ctx-a\n"
+KEEP = BASE + "security:\n  keycloak:\n    overrides:\n      database:\n        vendor: dev-file\n"
+FIELD = "security.keycloak.database"
+
+
+def config(text: str = BASE) -> NebariConfig:
+    return parse_config(text, "nebari-config.yaml")
+
+
+def applied(tmp_path: Path, stage: str, immutable: dict[str, object], age: int = 0) -> StageRecord:
+    return RecordStore(tmp_path).record_success(
+        stage,
+        fingerprint="f",
+        inputs={},
+        outputs={},
+        attempted_at=datetime.now(UTC),
+        applied_at=datetime.now(UTC) - timedelta(minutes=age),
+        immutable=immutable,
+    )
+
+
+def old_release(tmp_path: Path) -> dict[str, StageRecord]:
+    """Records of a release that did not record the database: 05 ran dev-file."""
+    before = {k: v for k, v in immutable_values(config()).items() if k != FIELD}
+    return {
+        "02-infrastructure": applied(tmp_path, "02-infrastructure", before, age=10),
+        "05-kubernetes-keycloak": applied(tmp_path, "05-kubernetes-keycloak", before, age=5),
+    }
+
+
+def test_switching_an_old_dev_file_keycloak_is_refused_in_one_line_naming_the_ways_forward(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ImmutableFieldError) as err:
+        check_unchanged(config(), old_release(tmp_path), [], "nebari-config.yaml")
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(
+        f"nebari-config.yaml: {FIELD}: changed from 'dev-file' (applied by stage 05-kubernetes-keycloak) "
+        "to 'postgres'"
+    )
+    assert "vendor: dev-file" in message and f"--allow-change {FIELD}" in message and "doit backup" in message
+
+
+def test_keeping_dev_file_through_the_overrides_deploys(tmp_path: Path) -> None:
+    assert check_unchanged(config(KEEP), old_release(tmp_path), [], "nebari-config.yaml") == []
+
+
+def test_the_flag_allows_it_once_and_the_next_apply_records_postgres(tmp_path: Path) -> None:
+    records = old_release(tmp_path)
+    accepted = check_unchanged(config(), records, [FIELD], "nebari-config.yaml")
+    assert accepted == [f"{FIELD}: 'dev-file' -> 'postgres'"]
+    records["05-kubernetes-keycloak"] = applied(
+        tmp_path, "05-kubernetes-keycloak", immutable_values(config())
+    )
+    assert check_unchanged(config(), records, [], "nebari-config.yaml") == []
+
+
+def test_an_old_keycloak_the_overrides_already_moved_off_dev_file_is_not_refused(tmp_path: Path) -> None:
+    moved = BASE + "security:\n  keycloak:\n    overrides:\n      database:\n        vendor: postgres\n"
+    assert check_unchanged(config(moved), old_release(tmp_path), [], "nebari-config.yaml") == []
+
+
+def test_new_deployments_and_destroyed_keycloaks_have_nothing_to_lose(tmp_path: Path) -> None:
+    assert check_unchanged(config(), {}, [], "nebari-config.yaml") == []
+    records = old_release(tmp_path)
+    records["05-kubernetes-keycloak"] = RecordStore(tmp_path).record_destroyed("05-kubernetes-keycloak")
+    assert check_unchanged(config(), records, [], "nebari-config.yaml") == []
+
+
+def test_going_back_from_postgres_to_dev_file_is_refused_too(tmp_path: Path) -> None:
+    records = {
+        "05-kubernetes-keycloak": applied(tmp_path, "05-kubernetes-keycloak", immutable_values(config()))
+    }
+    with pytest.raises(ImmutableFieldError, match="changed from 'postgres'"):
+        check_unchanged(config(KEEP), records, [], "nebari-config.yaml")
