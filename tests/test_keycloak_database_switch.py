@@ -92,3 +92,31 @@ def test_going_back_from_postgres_to_dev_file_is_refused_too(tmp_path: Path) -> 
     }
     with pytest.raises(ImmutableFieldError, match="changed from 'postgres'"):
         check_unchanged(config(KEEP), records, [], "nebari-config.yaml")
+
+
+@pytest.mark.e2e
+def test_doit_deploy_refuses_the_switch_then_applies_it_once_allowed(tmp_path: Path) -> None:
+    from sandboxproject import SandboxProject
+
+    project = SandboxProject.create(tmp_path / "p")
+
+    def keep(c: dict[str, object]) -> None:
+        c.setdefault("security", {}).setdefault("keycloak", {}).setdefault("overrides", {})["database"] = {  # type: ignore[union-attr]
+            "vendor": "dev-file"
+        }
+
+    project.edit_config(keep)
+    project.doit("deploy")
+    assert project.records()["05-kubernetes-keycloak"]["immutable"][FIELD] == "dev-file"
+
+    project.edit_config(lambda c: c["security"]["keycloak"].pop("overrides"))  # type: ignore[index]
+    refused = project.doit("deploy", check=False)
+    assert refused.returncode != 0
+    out = refused.stdout + refused.stderr
+    assert f"{FIELD}: changed from 'dev-file'" in out and f"--allow-change {FIELD}" in out
+    assert project.records()["05-kubernetes-keycloak"]["immutable"][FIELD] == "dev-file"  # nothing applied
+
+    project.doit("deploy", "--allow-change", FIELD)
+    assert "05-kubernetes-keycloak" in project.applied_in_last_run()
+    assert project.records()["05-kubernetes-keycloak"]["immutable"][FIELD] == "postgres"
+    project.doit("deploy")  # recorded: needed once
