@@ -234,17 +234,15 @@ AZURE_NODE_GROUP_SUFFIX = "-node-resource-group"
 
 
 def derived_name_problem(derived: list[Derived], values: dict[str, str]) -> tuple[str, str] | None:
-    """The first derived name a cloud would refuse: (the field to change, a one-line why)."""
+    """The first derived name a cloud would refuse: (the field to change, a one-line why and what to do)."""
     for item in derived:
-        name = item.build(values)
-        problem = item.rule.problem(name)
-        if problem is None:
-            continue
-        return _blame(item, values), problem
+        problem = item.rule.problem(item.build(values))
+        if problem is not None:
+            return _blame(item, values, problem)
     return None
 
 
-def _blame(item: Derived, values: dict[str, str]) -> str:
+def _blame(item: Derived, values: dict[str, str], problem: str) -> tuple[str, str]:
     """The field whose value makes the name bad: the one that, made plain, makes it good.
 
     A field is "made plain" by replacing it with as many `x`s (same length, allowed
@@ -254,5 +252,6 @@ def _blame(item: Derived, values: dict[str, str]) -> str:
     for field in item.fields:
         plain = {**values, field: "x" * len(values[field])}
         if item.rule.problem(item.build(plain)) is None:
-            return field
-    return max(item.fields, key=lambda f: len(values[f]))
+            return field, f"{problem}; change {field}"
+    field = max(item.fields, key=lambda f: len(values[f]))
+    return field, f"{problem}; shorten {field} (the name joins {', '.join(item.fields)})"

@@ -273,7 +273,7 @@ class NebariConfig(Section):
         found = derived_name_problem(derived, values)
         if found is not None:
             field, problem = found
-            raise field_problem(field, f"{problem}; change {field}", values[field])
+            raise field_problem(field, problem, values[field])
 
     @property
     def offline(self) -> bool:

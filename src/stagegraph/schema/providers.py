@@ -15,7 +15,14 @@ from pydantic import BeforeValidator, Field, StringConstraints, field_validator,
 
 from stagegraph.schema.base import Section, field_problem
 from stagegraph.schema.cloud_instances import instance_problem
-from stagegraph.schema.cloud_names import AKS_POOL, AZURE_NODE_GROUP_SUFFIX, EKS_GROUP, GKE_POOL, NameRule
+from stagegraph.schema.cloud_names import (
+    AKS_POOL,
+    AZURE_NODE_GROUP_SUFFIX,
+    EKS_GROUP,
+    GKE_POOL,
+    RESOURCE_GROUP,
+    NameRule,
+)
 from stagegraph.schema.cloud_regions import known_region, region_hint
 
 _TAINT_KEY = r"[a-zA-Z0-9][-a-zA-Z0-9_.]{0,251}[a-zA-Z0-9]?(?:/[a-zA-Z0-9][-a-zA-Z0-9_.]{0,251}[a-zA-Z0-9]?)?"
@@ -380,8 +387,11 @@ class AzureProvider(Section):
     )
     resource_group_name: str | None = Field(
         None,
-        max_length=90 - len(AZURE_NODE_RESOURCE_GROUP_SUFFIX),
-        pattern=r"^[\w\-.()]*[\w\-()]$",
+        # For editors; checked by `_resource_group` with the cloud's rule (one message).
+        json_schema_extra={
+            "maxLength": RESOURCE_GROUP.max_len - len(AZURE_NODE_RESOURCE_GROUP_SUFFIX),
+            "pattern": RESOURCE_GROUP.pattern,
+        },
         description="Resource group to create (default: <project>-<namespace>).",
     )
     node_groups: dict[str, AzureNodeGroup] = Field(
@@ -405,6 +415,20 @@ class AzureProvider(Section):
     @classmethod
     def _known_region(cls, value: str) -> str:
         return _region("azure", value)
+
+    @field_validator("resource_group_name")
+    @classmethod
+    def _resource_group(cls, value: str | None) -> str | None:
+        # Azure names the node resource group after it, with a suffix: that name must fit too.
+        if value is None:
+            return value
+        problem = RESOURCE_GROUP.problem(value)
+        if problem:
+            raise ValueError(problem)
+        problem = RESOURCE_GROUP.problem(value + AZURE_NODE_RESOURCE_GROUP_SUFFIX)
+        if problem:
+            raise ValueError(f"{problem} (Azure adds {AZURE_NODE_RESOURCE_GROUP_SUFFIX!r} for the nodes)")
+        return value
 
     @model_validator(mode="after")
     def _node_group_names(self) -> AzureProvider:
