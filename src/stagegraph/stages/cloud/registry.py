@@ -68,9 +68,7 @@ def artifact_registry(ctx: RenderContext, m: TerraformModule) -> str:
     )
     # The provider pinned here computes no address: Docker repositories live at
     # <location>-docker.pkg.dev/<project>/<repository id>.
-    return (
-        f"{ref.attr('location')}-docker.pkg.dev/{ref.attr('project')}/{ref.attr('repository_id')}"
-    )
+    return f"{ref.attr('location')}-docker.pkg.dev/{ref.attr('project')}/{ref.attr('repository_id')}"
 
 
 def acr(ctx: RenderContext, m: TerraformModule, group: Ref, aks: Ref, tags: Any) -> str:
