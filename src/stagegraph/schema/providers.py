@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, StringConstraints, field_validator, model_validator
 
 from stagegraph.schema.base import Section, field_problem
+from stagegraph.schema.cloud_catalog import known_region, region_hint
 from stagegraph.schema.cloud_instances import instance_problem
 from stagegraph.schema.cloud_names import (
     AKS_POOL,
@@ -23,7 +24,6 @@ from stagegraph.schema.cloud_names import (
     RESOURCE_GROUP,
     NameRule,
 )
-from stagegraph.schema.cloud_regions import known_region, region_hint
 
 _TAINT_KEY = r"[a-zA-Z0-9][-a-zA-Z0-9_.]{0,251}[a-zA-Z0-9]?(?:/[a-zA-Z0-9][-a-zA-Z0-9_.]{0,251}[a-zA-Z0-9]?)?"
 _TAINT_VALUE = r"(?:[a-zA-Z0-9][-a-zA-Z0-9_.]{0,61}[a-zA-Z0-9]?)?"
