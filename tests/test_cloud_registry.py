@@ -141,3 +141,30 @@ def test_rehearsal_renders_the_registry_as_a_twin_with_an_address(
     else:
         assert value == address
     assert "container_registry" in InfrastructureOutputs.model_fields
+
+
+def test_the_schema_check_plans_an_unset_computed_block_unknown_as_sdkv2_does() -> None:
+    """Why `kubelet_identity[0]` plans: a real azurerm plan shows the block "known after apply"."""
+    from tf.types import Unknown
+
+    from stagegraph.tfschema.echo import mark_computed
+
+    computed = {
+        "nesting_mode": "list",
+        "block": {"attributes": {"object_id": {"type": "string", "optional": True, "computed": True}}},
+    }
+    optional = {
+        "nesting_mode": "single",
+        "block": {"attributes": {"create": {"type": "string", "optional": True}}},
+    }
+    block = {
+        "attributes": {"name": {"type": "string", "required": True}},
+        "block_types": {"kubelet_identity": computed, "timeouts": optional},
+    }
+    planned = mark_computed({"name": "x", "kubelet_identity": [], "timeouts": None}, block)
+    assert planned["kubelet_identity"] is Unknown
+    assert planned["timeouts"] is None  # a block the user fills in stays as configured
+    configured = mark_computed({"name": "x", "kubelet_identity": [{"object_id": "abc"}]}, block)
+    assert configured["kubelet_identity"] == [{"object_id": "abc"}]
+    # A data source's read is filled in, never unknown.
+    assert mark_computed({"name": "x", "kubelet_identity": []}, block, fill=True)["kubelet_identity"] == []
