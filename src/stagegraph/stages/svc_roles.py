@@ -13,6 +13,8 @@ learn what those roles mean:
   admin/developer/viewer on `global` and the user's group namespaces, as in Nebari, and a
   `conda-store` role's scopes `<access>:conda-store!namespace=<name>` grant that access on
   that namespace (read -> viewer, write -> developer, admin or no access level -> admin).
+- Dask Gateway: roles of the `dask-gateway` component reach JupyterHub as roles without
+  scopes, which the gateway reads (svc_dask_access).
 - Grafana and Argo map the roles claim in their own modules (svc_monitoring, svc_argo).
 
 Nebari asks Keycloak's admin API for the role attributes at every login. Here the meaning
@@ -37,15 +39,19 @@ CONDA_STORE_ACCESS = {"read": "viewer", "write": "developer", "admin": "admin", 
 
 
 def hub_roles(ctx: RenderContext) -> dict[str, dict[str, Any]]:
-    """JupyterHub roles by name: description, scopes and the groups they are attached to."""
+    """JupyterHub roles by name: description, scopes and the groups they are attached to.
+
+    Roles of the `dask-gateway` component become JupyterHub roles too, without scopes (theirs
+    mean something to the gateway only): the gateway reads which a user holds (svc_dask_access).
+    """
     return {
         str(literal(spec.name)): {
             "description": literal(spec.description or spec.name),
-            "scopes": literal(list(spec.scopes)),
+            "scopes": literal(list(spec.scopes)) if spec.component == "jupyterhub" else [],
             "groups": literal(list(spec.groups)),
         }
         for spec in role_specs(ctx)
-        if spec.component == "jupyterhub"
+        if spec.component in ("jupyterhub", "dask-gateway")
     }
 
 
