@@ -496,3 +496,16 @@ def test_the_tests_run_the_gateway_the_chart_deploys() -> None:
     assert "image" not in _doc(services.STAGE, _config())["locals"]["dask_gateway_values"]["gateway"]
     assert chart["gateway"]["image"]["name"] == "ghcr.io/dask/dask-gateway-server"
     assert dask_gateway_server.__version__ == chart["gateway"]["image"]["tag"]
+
+
+def test_a_role_name_jupyterhub_would_refuse_is_a_one_line_error() -> None:
+    def edit(data: dict[str, Any]) -> None:
+        _pycon_dask(["create:dask-gateway"])(data)
+        data["security"]["roles"][0]["name"] = "PyCon-Dask"
+
+    with pytest.raises(RenderError) as err:
+        _doc(services.STAGE, _config(edit))
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("nebari-config.yaml: security.roles.0.name:")
+    assert "'PyCon-Dask'" in message

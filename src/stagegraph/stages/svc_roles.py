@@ -26,6 +26,7 @@ name still reaches Grafana and Argo); the README says so.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from stagegraph.errors import RenderError
@@ -34,6 +35,10 @@ from stagegraph.stages.keycloak_configuration import role_specs
 from stagegraph.stages.permissions import parse_scope
 from stagegraph.tfjson import literal
 
+#: Components whose roles become JupyterHub roles.
+HUB_COMPONENTS = ("jupyterhub", "dask-gateway")
+#: JupyterHub's rule for role names (jupyterhub/roles.py, `_role_name_pattern`, 5.x).
+JUPYTERHUB_ROLE_NAME = re.compile(r"^[a-z][a-z0-9\-_~\.]{1,253}[a-z0-9]$")
 #: RFD scope access level -> conda-store namespace role; no access level grants all.
 CONDA_STORE_ACCESS = {"read": "viewer", "write": "developer", "admin": "admin", None: "admin"}
 
@@ -44,6 +49,14 @@ def hub_roles(ctx: RenderContext) -> dict[str, dict[str, Any]]:
     Roles of the `dask-gateway` component become JupyterHub roles too, without scopes (theirs
     mean something to the gateway only): the gateway reads which a user holds (svc_dask_access).
     """
+    for index, role in enumerate(ctx.config.security.roles):
+        if role.component in HUB_COMPONENTS and not JUPYTERHUB_ROLE_NAME.match(role.name):
+            # JupyterHub refuses such a name at start, so the hub would not come up.
+            raise RenderError(
+                f"nebari-config.yaml: security.roles.{index}.name: a {role.component} role becomes a "
+                "JupyterHub role, whose name is 3-255 characters of lower-case letters, digits and "
+                f"'-._~', starting with a letter and ending with a letter or digit (got {role.name!r})"
+            )
     return {
         str(literal(spec.name)): {
             "description": literal(spec.description or spec.name),
@@ -51,7 +64,7 @@ def hub_roles(ctx: RenderContext) -> dict[str, dict[str, Any]]:
             "groups": literal(list(spec.groups)),
         }
         for spec in role_specs(ctx)
-        if spec.component in ("jupyterhub", "dask-gateway")
+        if spec.component in HUB_COMPONENTS
     }
 
 
