@@ -187,6 +187,15 @@ class FakeCustomObjects:
         self.objects[f"{namespace}.{body['metadata']['name']}"] = body
         return body
 
+    async def patch_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, name: str, body: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        # The backend stops a cluster with a JSON patch setting spec.active to false.
+        assert body == [{"op": "add", "path": "/spec/active", "value": False}]
+        obj = self.objects[f"{namespace}.{name}"]
+        obj["spec"]["active"] = False
+        return obj
+
     def get(self, key: str) -> dict[str, Any] | None:  # the informer's cache lookup
         return self.objects.get(key)
 
@@ -342,6 +351,11 @@ def test_developer_admin_and_a_user_without_a_dask_role(
             assert set(listed) == {dev_cluster["name"], boss_cluster["name"]}
             assert (await gw.call("t-dev", "GET", f"/api/v1/clusters/{boss_cluster['name']}"))[0] == 403
             assert (await gw.call("t-boss", "GET", f"/api/v1/clusters/{dev_cluster['name']}"))[0] == 200
+            # Stopping: a developer not another's cluster; an admin anyone's.
+            assert (await gw.call("t-dev", "DELETE", f"/api/v1/clusters/{boss_cluster['name']}"))[0] == 403
+            assert "active" not in gw.objects.objects[boss_cluster["name"]]["spec"]
+            assert (await gw.call("t-boss", "DELETE", f"/api/v1/clusters/{dev_cluster['name']}"))[0] == 204
+            assert gw.objects.objects[dev_cluster["name"]]["spec"]["active"] is False
 
     _run(scenario())
 
