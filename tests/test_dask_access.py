@@ -523,3 +523,15 @@ def test_a_role_name_jupyterhub_would_refuse_is_a_one_line_error() -> None:
     assert "\n" not in message
     assert message.startswith("nebari-config.yaml: security.roles.0.name:")
     assert "'PyCon-Dask'" in message
+
+
+@pytest.mark.parametrize("name", ["user", "dask-gateway"])
+def test_a_role_may_not_take_the_name_of_a_jupyterhub_role(name: str) -> None:
+    def edit(data: dict[str, Any]) -> None:
+        _pycon_dask(["create:dask-gateway"])(data)
+        data["security"]["roles"][0]["name"] = name
+
+    with pytest.raises(RenderError) as err:
+        _doc(services.STAGE, _config(edit))
+    assert str(err.value).startswith("nebari-config.yaml: security.roles.0.name:")
+    assert "JupyterHub already has" in str(err.value)
