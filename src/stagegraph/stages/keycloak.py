@@ -37,6 +37,7 @@ from stagegraph.stages.infrastructure import InfrastructureOutputs
 from stagegraph.stages.ingress import IngressOutputs
 from stagegraph.stages.kubernetes_initialize import InitializeOutputs
 from stagegraph.stages.svc_postgres import Postgres, postgres
+from stagegraph.stages.svc_stateful import PASSWORD_KEY
 from stagegraph.tfjson import Ref, depends, literal
 
 NAME = "05-kubernetes-keycloak"
@@ -137,7 +138,7 @@ def _database_values(db: Postgres | None) -> dict[str, Any]:
             "username": db.username,
             # The chart reads KC_DB_PASSWORD from this Secret; the value is never in the values.
             "existingSecret": db.server.secret,
-            "existingSecretKey": "password",
+            "existingSecretKey": PASSWORD_KEY,
         }
     }
 

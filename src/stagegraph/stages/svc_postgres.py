@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from stagegraph.stage import RenderContext
 from stagegraph.stages.svc_images import resolve_image
-from stagegraph.stages.svc_stateful import Database, render_database
+from stagegraph.stages.svc_stateful import PASSWORD_KEY, Database, render_database
 from stagegraph.tfjson import TerraformModule
 
 PORT = 5432
@@ -48,7 +48,7 @@ def postgres(
             {"name": "PGDATA", "value": f"{DATA_DIR}/pgdata"},
             {
                 "name": "POSTGRES_PASSWORD",
-                "valueFrom": {"secretKeyRef": {"name": name, "key": "password"}},
+                "valueFrom": {"secretKeyRef": {"name": name, "key": PASSWORD_KEY}},
             },
         ],
         "ports": [{"name": "postgres", "containerPort": PORT}],

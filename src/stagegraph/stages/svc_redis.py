@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from stagegraph.stage import RenderContext
 from stagegraph.stages.svc_images import resolve_image
-from stagegraph.stages.svc_stateful import Database, render_database
+from stagegraph.stages.svc_stateful import PASSWORD_KEY, Database, render_database
 from stagegraph.tfjson import TerraformModule
 
 PORT = 6379
@@ -26,7 +26,7 @@ SIZE = "8Gi"
 
 def redis(ctx: RenderContext, m: TerraformModule, name: str, node_selector: str) -> Database:
     image = resolve_image(ctx, "redis", field="images.redis")
-    password = {"secretKeyRef": {"name": name, "key": "password"}}
+    password = {"secretKeyRef": {"name": name, "key": PASSWORD_KEY}}
     probe = {"exec": {"command": ["sh", "-c", "redis-cli -h 127.0.0.1 ping | grep -q PONG"]}}
     container = {
         "name": "redis",
