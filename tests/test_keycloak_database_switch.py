@@ -120,3 +120,20 @@ def test_doit_deploy_refuses_the_switch_then_applies_it_once_allowed(tmp_path: P
     assert "05-kubernetes-keycloak" in project.applied_in_last_run()
     assert project.records()["05-kubernetes-keycloak"]["immutable"][FIELD] == "postgres"
     project.doit("deploy")  # recorded: needed once
+
+
+def test_an_old_sqlite_conda_store_is_not_switched_to_postgresql_unasked(tmp_path: Path) -> None:
+    conda = "conda_store.database"
+    before = {k: v for k, v in immutable_values(config()).items() if k not in (FIELD, conda)}
+    records = {"07-kubernetes-services": applied(tmp_path, "07-kubernetes-services", before)}
+    with pytest.raises(ImmutableFieldError) as err:
+        check_unchanged(config(), records, [], "nebari-config.yaml")
+    message = str(err.value)
+    assert message.startswith(
+        f"nebari-config.yaml: {conda}: changed from 'sqlite' (applied by stage 07-kubernetes-services) "
+        "to 'postgresql'"
+    )
+    assert "Put it back" not in message and f"Deploy with `doit deploy --allow-change {conda}`" in message
+    assert check_unchanged(config(), records, [conda], "nebari-config.yaml") == [
+        f"{conda}: 'sqlite' -> 'postgresql'"
+    ]

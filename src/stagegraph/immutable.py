@@ -9,7 +9,7 @@ records the new value, so the flag is needed once.
 
 The table is the single place to add a field (dotted path -> why it is immutable);
 `DERIVED` holds choices the config makes without a field of their own (Keycloak's
-database follows from its overrides). Kube
+database follows from its overrides; conda-store's is PostgreSQL). Kube
 contexts are not in it: their names are per machine (a CI runner may call the same
 cluster something else), so they say nothing about which cluster it is.
 """
@@ -66,6 +66,13 @@ DERIVED: dict[str, tuple[str, Callable[[NebariConfig], Any]]] = {
         "users first (`doit backup --now`) and import them after the switch",
         _keycloak_database,
     ),
+    "conda_store.database": (
+        "conda-store's builds, namespaces and role bindings are in its SQLite file, whose volume "
+        "the switch deletes, and PostgreSQL starts empty; the built environments stay on the shared "
+        "volume and `environments` are rebuilt, but environments made in conda-store's UI must be "
+        "made again",
+        lambda _config: "postgresql",
+    ),
 }
 
 #: Derived values newer than some records: (stage, what an applied record of that stage
@@ -73,6 +80,8 @@ DERIVED: dict[str, tuple[str, Callable[[NebariConfig], Any]]] = {
 #: compare against nothing and switch silently.
 BEFORE_RECORDED: dict[str, tuple[str, Callable[[NebariConfig], Any]]] = {
     "security.keycloak.database": ("05-kubernetes-keycloak", _keycloak_database_before),
+    # Every release before ran conda-store standalone on SQLite.
+    "conda_store.database": ("07-kubernetes-services", lambda _config: "sqlite"),
 }
 
 
@@ -151,9 +160,11 @@ def check_unchanged(
         if path in allow:
             accepted.append(change)
             continue
+        # A derived value has no field to put back: its reason says what the user can do.
+        back = "Deploy" if path in DERIVED else "Put it back, or deploy"
         raise ImmutableFieldError(
             f"{config_name}: {path}: changed from {before!r} (applied by stage {stage}) to "
-            f"{now[path]!r}; refused because {reasons[path]}. Put it back, or deploy with "
+            f"{now[path]!r}; refused because {reasons[path]}. {back} with "
             f"`doit deploy --allow-change {path}` if you mean it"
         )
     return accepted
