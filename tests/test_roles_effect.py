@@ -190,8 +190,11 @@ def conda_store_bindings(
     assert reads in script
     script = script.replace(reads, "")
     namespace["settings"] = settings
-    # The pod takes its client secret from 06's Kubernetes secret; any value does here.
-    with _modules(**fakes), mock.patch.dict(os.environ, {"CONDA_STORE_OAUTH_CLIENT_SECRET": "unused"}):
+    # The pod takes its secrets (06's client secret, its databases' passwords) from
+    # Kubernetes secrets; any value does here.
+    pod = doc["locals"]["conda_store_server_manifest"]["spec"]["template"]["spec"]
+    env = {e["name"]: "unused" for e in pod["containers"][0]["env"]}
+    with _modules(**fakes), mock.patch.dict(os.environ, env):
         exec(compile(script, "conda_store_config.py", "exec"), namespace)
     assert c.CondaStoreServer.authentication_class is namespace["NebariAuthentication"]
     bindings: dict[str, Any] = namespace["role_bindings"](

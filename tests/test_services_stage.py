@@ -301,6 +301,7 @@ def test_all_services_on_in_the_explicit_config() -> None:
         "loki",
         "promtail",
         "loki_minio",
+        "conda_store_minio",
     }
     assert set(doc["output"]["urls"]["value"]) == {
         "jupyterhub",
