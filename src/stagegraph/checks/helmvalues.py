@@ -54,6 +54,17 @@ FREE_FORM: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Maps every chart passes through whole into a container spec (`toYaml .Values...resources`):
+#: their keys are Kubernetes resource names (cpu, memory, nvidia.com/gpu, ...), whatever
+#: example the chart's values.yaml shows. The parent key must be `resources`.
+RESOURCE_LISTS = ("requests", "limits")
+
+
+def _resource_list(path: str) -> bool:
+    parts = path.split(".")
+    return len(parts) >= 2 and parts[-2] == "resources" and parts[-1] in RESOURCE_LISTS
+
+
 def release_values(body: Mapping[str, Any], ev: Evaluator) -> dict[str, Any]:
     """What Helm receives: each `values` document in order, then each `set`."""
     merged: dict[str, Any] = {}
@@ -116,6 +127,8 @@ def unknown_keys(
     open_ = (open_ and path != "") or path in free
     for key, value in values.items():
         here = f"{path}.{key}" if path else str(key)
+        if _resource_list(here):  # Kubernetes judges its keys (kubernetes-objects), not the chart
+            continue
         in_defaults = isinstance(defaults, dict) and key in defaults
         if not in_defaults and key not in props:
             if not open_ and not (path == "" and key == "global"):

@@ -74,9 +74,8 @@ def conda_store_backends(ctx: RenderContext, m: TerraformModule, node_selector: 
         "existingSecret": MINIO_SECRET,
         "buckets": [{"name": BUCKET, "policy": "none", "purge": False}],
         "persistence": {"enabled": True, "size": literal(ctx.config.conda_store.object_storage)},
-        # The chart asks for 16Gi by default, sized for a distributed cluster (its values
-        # know `requests.memory` only, which is what is overridden).
-        "resources": {"requests": {"memory": "512Mi"}},
+        # The chart asks for 16Gi by default, sized for a distributed cluster.
+        "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}},
         "nodeSelector": node_selector,
     }
     minio = helm_release(m, ctx, MINIO, "minio", NAMESPACE, minio_values, depends_on=depends(credentials))
