@@ -131,9 +131,10 @@ def test_second_clone_knows_what_is_applied_and_a_change_from_it_is_a_noop_from_
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    from stagegraph.sharedstate import Lease, S3Client, S3Location, S3Lock
+    from stagegraph.sharedstate.lock import Lease, SharedLock
+    from stagegraph.sharedstate.s3 import S3Client, S3Location
     where = S3Location(bucket=sys.argv[1], prefix="demo", region="us-east-1", path_style=True)
-    lock = S3Lock(S3Client(where), "deploy", Lease(lease_s=float(sys.argv[2]), wait_s=0))
+    lock = SharedLock(S3Client(where), "deploy", Lease(lease_s=float(sys.argv[2]), wait_s=0))
     lock.acquire()
     print("held", flush=True)
     time.sleep(120)
@@ -205,13 +206,13 @@ def test_concurrent_deploys_one_wins_the_other_is_refused_naming_it(
 CRASH = textwrap.dedent(
     """
     import os, signal
-    from stagegraph import sharedstate
-    put = sharedstate.S3Client.put
-    def crashing_put(self, name, data, **kw):
-        if name == "records/" + os.environ["CRASH_BEFORE_RECORD"] + ".json":
+    from stagegraph.sharedstate import records
+    write = records.SharedRecordStore._write
+    def crashing_write(self, path, data):
+        if path.name == os.environ["CRASH_BEFORE_RECORD"] + ".json":
             os.kill(os.getpid(), signal.SIGKILL)
-        return put(self, name, data, **kw)
-    sharedstate.S3Client.put = crashing_put
+        return write(self, path, data)
+    records.SharedRecordStore._write = crashing_write
     """
 )
 

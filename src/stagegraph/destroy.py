@@ -30,6 +30,9 @@ def is_destroyed(project: Project, name: str) -> bool:
 
 def destroy_stage(rt: Runtime, name: str) -> None:
     """Destroy one stage; the engine destroyed its dependents before it."""
+    from stagegraph.sharedstate import refuse_if_lost
+
+    refuse_if_lost()  # another run holds the lock now: touch nothing more
     project = rt.project
     stage = project.graph[name]
     record = project.records.get(name)

@@ -135,11 +135,14 @@ def stage_backend(stage: Stage, config: NebariConfig) -> dict[str, Any] | None:
     # Manifest stages go through Terraform where no cluster is (the sandbox): their state too.
     if stage.kind != "terraform" and not (existing and stage.kind == "manifests"):
         return None
-    if not existing and (stage.name == STATE_STAGE or config.offline):
+    # `existing` with `type: remote`: the cluster holds every stage's state, 01's included
+    # (it exists before 01, as a backend the user runs does).
+    in_cluster = config.provider == "existing" and config.terraform_state.type == "remote"
+    if not existing and ((stage.name == STATE_STAGE and not in_cluster) or config.offline):
         return None
     from stagegraph.stages.cloud.names import remote_backend
 
-    found = remote_backend(config, str(stage.directory(config.provider)))
+    found = remote_backend(config, str(stage.directory(config.provider)), stage.name)
     if found is None:
         return None
     kind, body = found

@@ -86,7 +86,41 @@ def s3_prefix(body: dict[str, Any]) -> str:
     return str(body.get("key") or "stagegraph").strip("/").removesuffix(".tfstate")
 
 
-def remote_backend(config: NebariConfig, stage_dir: str) -> tuple[str, dict[str, Any]] | None:
+def kube_state_deployment(config: NebariConfig) -> str:
+    """What names a deployment's objects in a kubernetes backend's namespace.
+
+    `project-namespace`, as Nebari's `secret_suffix` starts, lowercased with `_` as `-`
+    (Secret names are DNS subdomains); `secret_suffix` in an `existing` kubernetes
+    backend's config replaces it.
+    """
+    state = config.terraform_state
+    if state.type == "existing" and state.config.get("secret_suffix"):
+        return state.config["secret_suffix"]
+    return cluster_name(config).lower().replace("_", "-")
+
+
+def kube_backend(config: NebariConfig, stage: str) -> dict[str, Any]:
+    """The kubernetes backend of one stage on `local`/`existing` with `type: remote`.
+
+    As Nebari does: `secret_suffix` per stage (the state Secret is
+    `tfstate-default-<project>-<namespace>-<stage>`), the kubeconfig file. The render
+    holds no machine path: the file and context come from KUBE_CONFIG_PATH / KUBE_CTX,
+    which stagegraph sets for Terraform from where 02-infrastructure finds the cluster
+    (`sharedstate.backend_env`); a context named in the config is rendered.
+    """
+    body: dict[str, Any] = {
+        "secret_suffix": f"{kube_state_deployment(config)}-{stage}",
+        "namespace": "default",
+        "load_config_file": True,
+    }
+    section = config.existing if config.provider == "existing" else getattr(config, "local", None)
+    context = getattr(section, "kube_context", None)
+    if context:
+        body["config_context"] = context
+    return body
+
+
+def remote_backend(config: NebariConfig, stage_dir: str, stage: str | None = None) -> tuple[str, dict[str, Any]] | None:
     """The backend block of one stage directory, or None for local state.
 
     Terraform allows no variables in a backend block, so it is rendered as literal
@@ -99,6 +133,9 @@ def remote_backend(config: NebariConfig, stage_dir: str) -> tuple[str, dict[str,
         if not state.backend:
             return None
         body = dict(state.config)
+        if state.backend == "kubernetes" and stage is not None:
+            # As for s3: one Secret per stage, named from the suffix.
+            body["secret_suffix"] = f"{kube_state_deployment(config)}-{stage}"
         if state.backend == "s3":
             # One backend block is shared by every stage, so `key` names a folder and each
             # stage keeps its own state object in it (the same key would make every stage
@@ -130,5 +167,11 @@ def remote_backend(config: NebariConfig, stage_dir: str) -> tuple[str, dict[str,
             "container_name": azure_container(config),
             "key": f"terraform/{name}/{stage_dir}",
         }
-    # remote on sandbox/local/existing: local state next to each stage, as before.
+    if config.provider in ("existing", "local") and stage is not None:
+        # Nebari's kubernetes backend: state Secrets in the cluster. The kind cluster of
+        # `local` exists only once 02 applied, so 01 and 02 keep local state there.
+        if config.provider == "local" and stage in ("01-terraform-state", "02-infrastructure"):
+            return None
+        return "kubernetes", kube_backend(config, stage)
+    # remote on sandbox: local state next to each stage, as before.
     return None
