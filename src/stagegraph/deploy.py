@@ -187,7 +187,11 @@ def apply_stage(rt: Runtime, name: str) -> None:
     """Apply one stage if its inputs changed since its last successful apply."""
     from stagegraph.sharedstate import refuse_if_lost
 
-    refuse_if_lost()  # before anything: a run that lost the lock writes nothing more
+    try:
+        refuse_if_lost()  # a run that lost the lock writes nothing more: another may be deploying
+    except StagegraphError:
+        rt.summary.add(name, "failed", 0.0, "not started: the shared lock was lost")
+        raise
     project = rt.project
     stage = project.graph[name]
     stage_dir = project.stage_dir(stage)

@@ -32,7 +32,11 @@ def destroy_stage(rt: Runtime, name: str) -> None:
     """Destroy one stage; the engine destroyed its dependents before it."""
     from stagegraph.sharedstate import refuse_if_lost
 
-    refuse_if_lost()  # another run holds the lock now: touch nothing more
+    try:
+        refuse_if_lost()  # a run that lost the lock writes nothing more: another may be deploying
+    except StagegraphError:
+        rt.summary.add(name, "failed", 0.0, "not started: the shared lock was lost")
+        raise
     project = rt.project
     stage = project.graph[name]
     record = project.records.get(name)

@@ -26,10 +26,16 @@ class SharedRecordStore(RecordStore):
         #: stage -> the version of its record this run last read or wrote (None: absent).
         self._seen: dict[str, str | None] = {}
         self._seen_lock = threading.Lock()
+        #: str(path(stage)) -> stage (a store's description need not end in the stage name).
+        self._stages: dict[str, str] = {}
 
     def path(self, stage: str) -> Path:
+        """What messages name the record by; `_write` maps it back to the stage."""
         super().path(stage)  # checks the name
-        return Path(self.store.describe(record_name(stage)))
+        path = Path(self.store.describe(record_name(stage)))
+        with self._seen_lock:
+            self._stages[str(path)] = stage
+        return path
 
     def get(self, stage: str) -> StageRecord | None:
         self.path(stage)
@@ -57,7 +63,8 @@ class SharedRecordStore(RecordStore):
         return records, problems
 
     def _write(self, path: Path, data: str) -> None:
-        stage = path.name.removesuffix(".json")
+        with self._seen_lock:
+            stage = self._stages[str(path)]
         name = record_name(stage)
         with self._seen_lock:
             known = stage in self._seen

@@ -103,24 +103,23 @@ def kube_backend(config: NebariConfig, stage: str) -> dict[str, Any]:
     """The kubernetes backend of one stage on `local`/`existing` with `type: remote`.
 
     As Nebari does: `secret_suffix` per stage (the state Secret is
-    `tfstate-default-<project>-<namespace>-<stage>`), the kubeconfig file. The render
-    holds no machine path: the file and context come from KUBE_CONFIG_PATH / KUBE_CTX,
-    which stagegraph sets for Terraform from where 02-infrastructure finds the cluster
-    (`sharedstate.backend_env`); a context named in the config is rendered.
+    `tfstate-default-<project>-<namespace>-<stage>`) in the `default` namespace (it exists
+    before stage 03 creates the deployment's own). The block names no kubeconfig and no
+    context: stagegraph gives Terraform KUBE_CONFIG_PATH and KUBE_CTX from where
+    02-infrastructure finds the cluster (`sharedstate.backend_env`), so the render holds no
+    machine path and a new kubeconfig or context is not a backend change (which Terraform
+    would refuse without `init -reconfigure`). By hand: export the same two variables.
     """
-    body: dict[str, Any] = {
+    return {
         "secret_suffix": f"{kube_state_deployment(config)}-{stage}",
         "namespace": "default",
         "load_config_file": True,
     }
-    section = config.existing if config.provider == "existing" else getattr(config, "local", None)
-    context = getattr(section, "kube_context", None)
-    if context:
-        body["config_context"] = context
-    return body
 
 
-def remote_backend(config: NebariConfig, stage_dir: str, stage: str | None = None) -> tuple[str, dict[str, Any]] | None:
+def remote_backend(
+    config: NebariConfig, stage_dir: str, stage: str | None = None
+) -> tuple[str, dict[str, Any]] | None:
     """The backend block of one stage directory, or None for local state.
 
     Terraform allows no variables in a backend block, so it is rendered as literal
