@@ -197,6 +197,11 @@ class Project:
         where = shared_location(self)
         return None if where is None else open_store(where)
 
+    @property
+    def shared_client(self) -> ConditionalStore | None:
+        """The name `shared_store` had when S3 was the only store."""
+        return self.shared_store
+
     @cached_property
     def records(self) -> RecordStore:
         from stagegraph.records import RecordStore

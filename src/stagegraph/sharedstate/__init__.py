@@ -25,18 +25,24 @@ from typing import TYPE_CHECKING
 from stagegraph.errors import StagegraphError
 from stagegraph.sharedstate.lock import Lease, LockLostError, hold_shared_lock, lost_lock, refuse_if_lost
 from stagegraph.sharedstate.records import SharedRecordStore, refuse_local_records
-from stagegraph.sharedstate.store import ConditionalStore
+from stagegraph.sharedstate.s3 import S3Client, S3Location
+from stagegraph.sharedstate.store import LOCK_OBJECT, RECORDS_FOLDER, ConditionalStore, Versioned
 
 if TYPE_CHECKING:
     from stagegraph.project import Project
     from stagegraph.sharedstate.kube import KubeLocation
-    from stagegraph.sharedstate.s3 import S3Location
 
 __all__ = [
+    "LOCK_OBJECT",
+    "RECORDS_FOLDER",
     "ConditionalStore",
     "Lease",
     "LockLostError",
+    "S3Client",
+    "S3Location",
+    "S3RecordStore",
     "SharedRecordStore",
+    "Versioned",
     "backend_env",
     "hold_shared_lock",
     "lost_lock",
@@ -45,6 +51,9 @@ __all__ = [
     "refuse_local_records",
     "shared_location",
 ]
+
+#: The name this class had when S3 was the only store (kept for code written against it).
+S3RecordStore = SharedRecordStore
 
 #: The namespace of the state Secrets when nothing names one (Terraform's own default).
 DEFAULT_NAMESPACE = "default"
@@ -68,11 +77,7 @@ def shared_location(project: Project) -> S3Location | KubeLocation | None:
 
 
 def open_store(where: S3Location | KubeLocation) -> ConditionalStore:
-    from stagegraph.sharedstate.s3 import S3Location
-
     if isinstance(where, S3Location):
-        from stagegraph.sharedstate.s3 import S3Client
-
         return S3Client(where)
     from stagegraph.sharedstate.kube import KubeStore
 
