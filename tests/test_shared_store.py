@@ -180,7 +180,8 @@ def test_fake_updates_secrets_only_at_their_resource_version(fake: FakeKube) -> 
     assert isinstance(meta, dict)
     update = {"metadata": {"name": "s", "resourceVersion": meta["resourceVersion"]}, "data": {"k": "dw=="}}
     code, updated = _call(fake, "PUT", f"{path}/s", update)
-    assert code == 200
+    assert code == 200 and updated["data"] == {"k": "dw=="}
+    assert updated["metadata"]["resourceVersion"] != meta["resourceVersion"]  # type: ignore[index]
     code, stale = _call(fake, "PUT", f"{path}/s", update)
     assert (code, stale["reason"]) == (409, "Conflict")
     assert "the object has been modified" in str(stale["message"])
