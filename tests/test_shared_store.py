@@ -196,3 +196,20 @@ def test_fake_updates_secrets_only_at_their_resource_version(fake: FakeKube) -> 
     assert fake.unknown == []
     _call(fake, "GET", "/apis/coordination.k8s.io/v2/namespaces/default/leases")
     assert fake.unknown == [("GET", "/apis/coordination.k8s.io/v2/namespaces/default/leases")]
+
+
+def test_an_unreadable_shared_record_is_named_by_its_configmap_and_stage(
+    fake: FakeKube, tmp_path: Path
+) -> None:
+    from stagegraph.sharedstate.records import SharedRecordStore
+
+    store = store_for(fake, tmp_path)
+    store.create("records/05-kubernetes-keycloak.json", b"{not json")
+    with pytest.raises(StagegraphError) as err:
+        SharedRecordStore(store).get("05-kubernetes-keycloak")
+    message = str(err.value)
+    assert message.startswith("configmap stagegraph-demo-dev-05-kubernetes-keycloak in namespace default")
+    assert message.endswith(
+        "delete it to make the next deploy re-apply stage 05-kubernetes-keycloak (terraform state is kept, "
+        "so the re-apply is safe)"
+    )

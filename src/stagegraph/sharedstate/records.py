@@ -17,6 +17,19 @@ from stagegraph.records import RecordError, RecordStore, StageRecord
 from stagegraph.sharedstate.store import RECORDS_FOLDER, ConditionalStore, record_name
 
 
+class SharedRecordError(RecordError):
+    """A shared record that cannot be read; named by the store's own words, not as a file."""
+
+    def __init__(self, where: str, stage: str, problem: str) -> None:
+        StagegraphError.__init__(
+            self,
+            f"{where}: unreadable deploy record ({problem}); delete it to make the next deploy "
+            f"re-apply stage {stage} (terraform state is kept, so the re-apply is safe)",
+        )
+        self.path = Path(where)
+        self.problem = problem
+
+
 class SharedRecordStore(RecordStore):
     """Records as objects of a `ConditionalStore`."""
 
@@ -42,7 +55,12 @@ class SharedRecordStore(RecordStore):
         got = self.store.get(record_name(stage))
         with self._seen_lock:
             self._seen[stage] = None if got is None else got.version
-        return None if got is None else self._parse(self.path(stage), stage, got.data)
+        if got is None:
+            return None
+        try:
+            return self._parse(self.path(stage), stage, got.data)
+        except RecordError as exc:
+            raise SharedRecordError(self.store.describe(record_name(stage)), stage, exc.problem) from None
 
     def scan(self) -> tuple[dict[str, StageRecord], dict[str, RecordError]]:
         records: dict[str, StageRecord] = {}
