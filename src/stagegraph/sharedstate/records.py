@@ -122,5 +122,6 @@ def refuse_local_records(state_dir: Path, store: ConditionalStore) -> None:
         raise StagegraphError(
             f"{local}: {len(found)} deploy records are on this machine, but terraform_state says the "
             f"state is in {store.describe('')}; stagegraph cannot move state yet: put "
-            "terraform_state back, or move the state and records by hand (README, shared state)"
+            "terraform_state back (`terraform_state: {type: local}` keeps everything on this "
+            "machine), or move the state and records by hand (README, shared state)"
         )
