@@ -30,6 +30,13 @@ def is_destroyed(project: Project, name: str) -> bool:
 
 def destroy_stage(rt: Runtime, name: str) -> None:
     """Destroy one stage; the engine destroyed its dependents before it."""
+    from stagegraph.sharedstate import refuse_if_lost
+
+    try:
+        refuse_if_lost()  # a run that lost the lock writes nothing more: another may be deploying
+    except StagegraphError:
+        rt.summary.add(name, "failed", 0.0, "not started: the shared lock was lost")
+        raise
     project = rt.project
     stage = project.graph[name]
     record = project.records.get(name)

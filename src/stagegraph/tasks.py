@@ -176,13 +176,13 @@ class Session:
         if self.load_error is not None:
             raise self.load_error
         hold_for_process(self.project.state_dir, command)
-        client = self.project.shared_client
-        if client is not None:
+        store = self.project.shared_store
+        if store is not None:
             from stagegraph.sharedstate import Lease, hold_shared_lock, refuse_local_records
 
-            refuse_local_records(self.project.state_dir, client)
+            refuse_local_records(self.project.state_dir, store)
             state = self.project.config.terraform_state
-            hold_shared_lock(client, command, Lease(state.lock_lease_s, state.lock_wait_s))
+            hold_shared_lock(store, command, Lease(state.lock_lease_s, state.lock_wait_s))
         self.project.check_identity(record=True, allowed=self.allowed_changes())
 
 
