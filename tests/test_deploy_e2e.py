@@ -187,10 +187,11 @@ def test_concurrent_deploy_is_refused_at_once(fresh: SandboxProject) -> None:
 
 def test_destroy_in_reverse_order_stops_on_failure_resumes_and_keeps(fresh: SandboxProject) -> None:
     fresh.doit("deploy")
-    # Break 07's destroy: its directory no longer parses.
-    main = fresh.root / "stages" / "07-kubernetes-services" / "main.tf.json"
-    good = main.read_text()
-    main.write_text("{ not json")
+    # Break 07's destroy where only Terraform sees it (the render is checked before any
+    # stage is destroyed, see test_destroy_preflight): a hand-added file with a reference
+    # to nothing.
+    broken = fresh.root / "stages" / "07-kubernetes-services" / "zz-by-hand.tf.json"
+    broken.write_text(json.dumps({"output": {"x": {"value": "${terraform_data.nope.output}"}}}))
     proc = fresh.doit("-n", "1", "destroy", "--keep", "02-infrastructure", check=False)
     assert proc.returncode != 0
     records = fresh.records()
@@ -200,7 +201,7 @@ def test_destroy_in_reverse_order_stops_on_failure_resumes_and_keeps(fresh: Sand
     assert records["07-kubernetes-services"]["status"] == "failed"
     for name in ALL[:6]:
         assert records[name]["status"] == "applied", name
-    main.write_text(good)
+    broken.unlink()
     fresh.doit("-n", "1", "destroy", "--keep", "02-infrastructure")
     records = fresh.records()
     order = [s["stage"] for s in fresh.last_run()["stages"] if s["status"] == "destroyed"]
