@@ -21,14 +21,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ALL = BUILTIN_STAGE_NAMES
 
 
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory) -> SandboxProject:
-    """One fully deployed sandbox, shared by the read-only tests of this module."""
-    project = SandboxProject.create(tmp_path_factory.mktemp("deployed"))
-    project.doit("deploy")
-    return project
-
-
 def test_first_deploy_applies_every_stage_and_records_typed_outputs(deployed: SandboxProject) -> None:
     records = deployed.records()
     assert sorted(records) == sorted(ALL)

@@ -51,13 +51,6 @@ def test_the_stages_a_destroy_command_reaches() -> None:
     ]
 
 
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory) -> SandboxProject:
-    project = SandboxProject.create(tmp_path_factory.mktemp("destroy"))
-    project.doit("deploy")
-    return project
-
-
 def _state(p: SandboxProject, stage: str) -> Path:
     return p.stage_dir(stage) / "terraform.tfstate"
 
