@@ -9,7 +9,6 @@ volumes, with the rendered skeleton ConfigMap laid out the way Kubernetes mounts
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -20,7 +19,7 @@ from unittest import mock
 
 import pytest
 import yaml
-from scriptfakes import fake_modules, unescape, z2jh
+from scriptfakes import profile_list, unescape
 
 from stagegraph.lockfile import load_lockfile
 from stagegraph.render import render_stage
@@ -42,8 +41,6 @@ def _doc(jhub_apps: bool | None = None) -> dict[str, Any]:
 
 
 def _pod(values: dict[str, Any], username: str) -> dict[str, Any]:
-    c = types.SimpleNamespace(KubeSpawner=types.SimpleNamespace())
-
     class _User:
         name = username
         groups: tuple[Any, ...] = ()
@@ -51,13 +48,7 @@ def _pod(values: dict[str, Any], username: str) -> dict[str, Any]:
         async def get_auth_state(self) -> dict[str, Any]:
             return {}
 
-    with fake_modules(z2jh=z2jh(values)):
-        exec(
-            compile(unescape(values["hub"]["extraConfig"]["03-profiles.py"]), "03-profiles.py", "exec"),
-            {"c": c},
-        )
-        profiles = asyncio.run(c.KubeSpawner.profile_list(types.SimpleNamespace(user=_User())))
-    override: dict[str, Any] = profiles[0]["kubespawner_override"]
+    override: dict[str, Any] = profile_list(values, _User())[0]["kubespawner_override"]
     return override
 
 

@@ -7,17 +7,15 @@ tests/golden/<config>/07-kubernetes-services/ (tests/test_render_golden.py owns 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from confmutate import SERVICE_SECTIONS, is_secret_ref
-from scriptfakes import fake_modules, unescape, z2jh
+from scriptfakes import profile_list
 
 from stagegraph.configfile import load_config
 from stagegraph.errors import RenderError
@@ -156,13 +154,7 @@ class _User:
 
 def _profile_list(values: dict[str, Any], user: _User) -> list[dict[str, Any]]:
     """Run the hub's rendered PROFILES script with a stand-in z2jh module (the chart's helper)."""
-    c = types.SimpleNamespace(KubeSpawner=types.SimpleNamespace())
-    script = unescape(values["hub"]["extraConfig"]["03-profiles.py"])
-    with fake_modules(z2jh=z2jh(values)):
-        exec(compile(script, "03-profiles.py", "exec"), {"c": c})
-        spawner = types.SimpleNamespace(user=user)
-        result: list[dict[str, Any]] = asyncio.run(c.KubeSpawner.profile_list(spawner))
-        return result
+    return profile_list(values, user)
 
 
 def _hub_values(config: NebariConfig) -> dict[str, Any]:
