@@ -22,7 +22,8 @@ from typing import Any
 
 from stagegraph.checks import CheckRun, Finding, register
 from stagegraph.checks.charts import ChartData
-from stagegraph.checks.tfeval import Evaluator, contains_unknown, resources
+from stagegraph.checks.tfresources import resources
+from stagegraph.tfexpr import Evaluator, is_known
 
 NAME = "helm-values"
 
@@ -148,7 +149,7 @@ def schema_errors(merged: dict[str, Any], schema: dict[str, Any]) -> Iterator[st
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
     for error in sorted(cls(schema).iter_errors(merged), key=lambda e: list(e.absolute_path)):
         # Keys are always known; a value Terraform fills in later is never judged.
-        if error.validator not in ("additionalProperties", "required") and contains_unknown(error.instance):
+        if error.validator not in ("additionalProperties", "required") and not is_known(error.instance):
             continue
         path = ".".join(str(p) for p in error.absolute_path) or "(top)"
         yield f"{path}: {error.message}"
@@ -178,7 +179,7 @@ def check_helm_values(run: CheckRun) -> Iterator[Finding]:
     missing: dict[str, str] = {}
     for stage in run.stages:
         for file, doc in stage.terraform_documents().items():
-            ev = Evaluator(doc)
+            ev = Evaluator([doc], calls=True)
             for res in resources(doc):
                 if res.type != "helm_release":
                     continue
@@ -190,7 +191,7 @@ def check_helm_values(run: CheckRun) -> Iterator[Finding]:
                     missing[f"{chart} {version}"] = data
                     yield Finding.skipped(stage.name, NAME, f"{where}: {data}")
                     continue
-                shaped = release_values(res.body, Evaluator(doc, shape=True))
+                shaped = release_values(res.body, Evaluator([doc], calls=True, shape=True))
                 yield from _check_release(stage.name, where, data, release_values(res.body, ev), shaped)
 
 
