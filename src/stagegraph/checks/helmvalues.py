@@ -17,6 +17,7 @@ parses the result, which is how a JSON string there breaks the StatefulSet.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -64,6 +65,32 @@ RESOURCE_LISTS = ("requests", "limits")
 def _resource_list(path: str) -> bool:
     parts = path.split(".")
     return len(parts) >= 2 and parts[-2] == "resources" and parts[-1] in RESOURCE_LISTS
+
+
+#: Resource names a container may request without a domain (the API server's
+#: validateContainerResourceName); any other name must be an extended resource `domain/name`.
+CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+_EXTENDED = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def _container_resource(name: str) -> bool:
+    return name in CONTAINER_RESOURCES or name.startswith("hugepages-") or bool(_EXTENDED.match(name))
+
+
+def bad_resource_names(values: Any, path: str = "") -> Iterator[str]:
+    """Keys of every `resources.requests`/`limits` map that no container may request.
+
+    `unknown_keys` leaves these maps to Kubernetes; no chart is rendered here, so the names
+    are judged here, as the API server will judge the pod (`memroy` fails the rollout).
+    """
+    if not isinstance(values, dict):
+        return
+    for key, value in values.items():
+        here = f"{path}.{key}" if path else str(key)
+        if _resource_list(here) and isinstance(value, dict):
+            yield from (f"{here}.{name}" for name in value if not _container_resource(str(name)))
+        else:
+            yield from bad_resource_names(value, here)
 
 
 def release_values(body: Mapping[str, Any], ev: Evaluator) -> dict[str, Any]:
@@ -128,7 +155,7 @@ def unknown_keys(
     open_ = (open_ and path != "") or path in free
     for key, value in values.items():
         here = f"{path}.{key}" if path else str(key)
-        if _resource_list(here):  # Kubernetes judges its keys (kubernetes-objects), not the chart
+        if _resource_list(here):  # Kubernetes resource names, not the chart's (bad_resource_names)
             continue
         in_defaults = isinstance(defaults, dict) and key in defaults
         if not in_defaults and key not in props:
@@ -204,6 +231,14 @@ def _check_release(
             NAME,
             f"{where}: {key}: not a value of the chart (neither in its values.yaml nor in its "
             "values.schema.json); the chart ignores it",
+        )
+    for key in bad_resource_names(values):
+        yield Finding.problem(
+            stage,
+            NAME,
+            f"{where}: {key}: not a resource a container may request (cpu, memory, "
+            "ephemeral-storage, hugepages-<size> or an extended resource such as nvidia.com/gpu); "
+            "Kubernetes refuses the pod",
         )
     if data.schema is None:
         yield Finding.skipped(stage, NAME, f"{where}: the chart has no values.schema.json; types not checked")
