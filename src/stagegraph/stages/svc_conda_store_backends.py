@@ -28,6 +28,7 @@ from stagegraph.stages.svc_kube import (
     metadata,
     opaque_secret,
     random_secret,
+    secret_env,
 )
 from stagegraph.stages.svc_postgres import postgres
 from stagegraph.stages.svc_redis import redis
@@ -81,12 +82,11 @@ def conda_store_backends(ctx: RenderContext, m: TerraformModule, node_selector: 
     minio = helm_release(m, ctx, MINIO, "minio", NAMESPACE, minio_values, depends_on=depends(credentials))
     secure = ctx.config.certificate.type != "disabled"
     _external_route(m, ctx.config.certificate.type, after=(minio,))
-    secret = {"name": MINIO_SECRET}
     env = [
         db.server.password_env(DB_PASSWORD_ENV),
         broker.password_env(REDIS_PASSWORD_ENV),
-        {"name": S3_ACCESS_KEY_ENV, "valueFrom": {"secretKeyRef": {**secret, "key": "rootUser"}}},
-        {"name": S3_SECRET_KEY_ENV, "valueFrom": {"secretKeyRef": {**secret, "key": "rootPassword"}}},
+        secret_env(S3_ACCESS_KEY_ENV, MINIO_SECRET, "rootUser"),
+        secret_env(S3_SECRET_KEY_ENV, MINIO_SECRET, "rootPassword"),
     ]
     settings = {
         "database": {
