@@ -143,6 +143,8 @@ IAM_ROLE = NameRule(
 #: Suffixes stagegraph (as Nebari) appends to the cluster name `<project>-<namespace>`.
 ECR_SUFFIX = "-jupyterlab"
 STATE_BUCKET_SUFFIX = "-terraform-state"
+#: Azure appends this to a resource group name for the node resource group (max 90 chars).
+AZURE_NODE_GROUP_SUFFIX = "-node-resource-group"
 #: IAM roles of stage 02 on AWS: the cluster's, the shared node role, and the node role of
 #: a group with a permissions boundary of its own (`<cluster>-<group>-node-role`).
 CLUSTER_ROLE_SUFFIX = "-eks-cluster-role"
@@ -245,10 +247,6 @@ def derived_names(
                 )
             )
     return out
-
-
-#: Azure appends this to a resource group name for the node resource group (max 90 chars).
-AZURE_NODE_GROUP_SUFFIX = "-node-resource-group"
 
 
 def derived_name_problem(derived: list[Derived], values: dict[str, str]) -> tuple[str, str] | None:
