@@ -171,3 +171,24 @@ def test_resource_names_a_container_may_request() -> None:
         "labels": {"requests": {"anything": "x"}},
     }
     assert sorted(bad_resource_names(values)) == ["resources.requests.cpus", "worker.resources.limits.gpu"]
+
+
+# --- the minio chart's default user: `console` / `console123`, consoleAdmin -------------------
+
+
+@pytest.mark.parametrize("local", ["conda_store_minio_values", "loki_minio_values"])
+def test_a_minio_release_that_keeps_the_charts_published_user_is_flagged(local: str) -> None:
+    stages = render_file(DEFAULT)
+    assert _values(stages, "07-kubernetes-services", local)["users"] == []
+
+    def kept(data: dict[str, Any]) -> None:
+        del data["locals"][local]["users"]
+
+    report = check(edited(stages, "07-kubernetes-services", kept), only=["helm-values"])
+    [line] = problem_lines(report)
+    release = local.removesuffix("_values")
+    assert f"helm_release.{release} (minio " in line
+    assert line.endswith(
+        ": users: the chart's default is a published credential (a user `console`, password "
+        "`console123`, policy consoleAdmin); set users (to [] for none)"
+    )

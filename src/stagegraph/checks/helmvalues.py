@@ -56,6 +56,21 @@ FREE_FORM: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Top-level values whose chart defaults are credentials printed in the chart's own
+#: values.yaml: a release that keeps them deploys a login anyone who read the chart can use.
+DEFAULT_CREDENTIALS: dict[str, dict[str, str]] = {
+    # minio 5.x: its post-install job creates this user.
+    "minio": {"users": "a user `console`, password `console123`, policy consoleAdmin"},
+}
+
+
+def default_credentials(chart: str, merged: Mapping[str, Any], defaults: Mapping[str, Any]) -> Iterator[str]:
+    """The values where the release keeps a credential the chart publishes."""
+    for key, what in DEFAULT_CREDENTIALS.get(chart, {}).items():
+        if defaults.get(key) and merged.get(key) == defaults.get(key):
+            yield f"{key}: the chart's default is a published credential ({what}); set {key} (to [] for none)"
+
+
 #: Maps every chart passes through whole into a container spec (`toYaml .Values...resources`):
 #: their keys are Kubernetes resource names (cpu, memory, nvidia.com/gpu, ...), whatever
 #: example the chart's values.yaml shows. The parent key must be `resources`.
@@ -240,10 +255,12 @@ def _check_release(
             "ephemeral-storage, hugepages-<size> or an extended resource such as nvidia.com/gpu); "
             "Kubernetes refuses the pod",
         )
+    merged = coalesce(data.values, values)
+    for message in default_credentials(data.chart, merged, data.values):
+        yield Finding.problem(stage, NAME, f"{where}: {message}")
     if data.schema is None:
         yield Finding.skipped(stage, NAME, f"{where}: the chart has no values.schema.json; types not checked")
     else:
-        merged = coalesce(data.values, values)
         for message in schema_errors(merged, data.schema):
             yield Finding.problem(stage, NAME, f"{where}: {message} [values.schema.json]")
     for message in splice_errors(data.chart, shaped):
