@@ -304,3 +304,33 @@ def test_images_are_the_official_library_ones_from_the_lockfile() -> None:
         Path(ROOT / "src" / "stagegraph" / "lockfiles" / "versions.yaml").read_text()
         == (ROOT / "lockfiles" / "versions.yaml").read_text()
     )
+
+
+EXTERNAL_DB = {
+    "vendor": "postgres",
+    "hostname": "keycloak-db.example.internal",
+    "existingSecret": "my-keycloak-db",
+}
+
+
+def test_keycloak_on_a_database_server_of_the_users_runs_none_of_ours() -> None:
+    def external(data: dict[str, Any]) -> None:
+        data["security"]["keycloak"]["overrides"] = {"database": dict(EXTERNAL_DB)}
+
+    doc = _render(keycloak, _config(external))
+    values = doc["locals"]["keycloak_values"]
+    assert keycloakx_database_env(values)["KC_DB_URL_HOST"] == "keycloak-db.example.internal"
+    assert values["database"] == EXTERNAL_DB  # the overrides' own, nothing of ours merged in
+    assert "extraVolumes" not in values
+    assert "kubectl_manifest" not in doc["resource"] and "random_password" not in doc["resource"]
+    assert "kubernetes_persistent_volume_claim" not in doc["resource"]
+
+
+def test_a_vendor_needing_a_server_without_its_hostname_is_refused() -> None:
+    from stagegraph.errors import RenderError
+
+    def mysql(data: dict[str, Any]) -> None:
+        data["security"]["keycloak"]["overrides"] = {"database": {"vendor": "mysql"}}
+
+    with pytest.raises(RenderError, match=r"security.keycloak.overrides.database.vendor: 'mysql' .*hostname"):
+        _render(keycloak, _config(mysql))
