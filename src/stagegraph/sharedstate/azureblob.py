@@ -23,10 +23,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stagegraph.errors import StagegraphError
 from stagegraph.sharedstate.store import ConditionalStore, Versioned
+
+if TYPE_CHECKING:
+    from stagegraph.schema.config import NebariConfig
 
 ENDPOINT_ENV = "STAGEGRAPH_AZURE_BLOB_ENDPOINT"
 #: Storage endpoint suffixes of the clouds Terraform's `environment` names.
@@ -72,10 +75,23 @@ class AzureBlobLocation:
         return f"https://{self.account}.blob.{_SUFFIXES[cloud]}"
 
 
-def azure_prefix(key: str) -> str:
-    """The folder of an azurerm backend's `key` (`a/b/state.tfstate` -> `a/b`; default `stagegraph`)."""
-    folder = key.strip("/").removesuffix(".tfstate")
-    return folder or "stagegraph"
+def azure_location(config: NebariConfig) -> AzureBlobLocation:
+    """The folder of an `existing` azurerm backend: the one its `key` names."""
+    from stagegraph.stages.cloud.names import folder_prefix
+
+    body = config.terraform_state.config
+    for setting in ("storage_account_name", "container_name"):
+        if not body.get(setting):
+            raise StagegraphError(
+                f"terraform_state.config.{setting}: an azurerm backend needs the storage account and "
+                "container that hold the state; set it"
+            )
+    return AzureBlobLocation(
+        body["storage_account_name"],
+        body["container_name"],
+        folder_prefix(body, "key"),
+        tuple(sorted(body.items())),
+    )
 
 
 def credential_for(where: AzureBlobLocation, environ: Mapping[str, str]) -> Any:

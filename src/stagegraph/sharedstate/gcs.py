@@ -31,6 +31,8 @@ from stagegraph.sharedstate.store import ConditionalStore, Versioned
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
 
+    from stagegraph.schema.config import NebariConfig
+
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"
 #: Read and write objects: what the records and lock need (no bucket administration).
 SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
@@ -67,9 +69,16 @@ class GCSLocation:
         return (custom.rstrip("/").removesuffix("/storage/v1") if custom else DEFAULT_ENDPOINT).rstrip("/")
 
 
-def gcs_prefix(body: Mapping[str, str]) -> str:
-    """The folder an existing gcs backend's `prefix` names (default `stagegraph`)."""
-    return str(body.get("prefix") or "stagegraph").strip("/")
+def gcs_location(config: NebariConfig) -> GCSLocation:
+    """The folder of an `existing` gcs backend: the one its `prefix` names."""
+    from stagegraph.stages.cloud.names import folder_prefix
+
+    body = config.terraform_state.config
+    if not body.get("bucket"):
+        raise StagegraphError(
+            "terraform_state.config.bucket: a gcs backend needs the bucket that holds the state; set it"
+        )
+    return GCSLocation(body["bucket"], folder_prefix(body, "prefix"), tuple(sorted(body.items())))
 
 
 def credentials_for(where: GCSLocation, environ: Mapping[str, str]) -> Credentials:
