@@ -16,7 +16,8 @@ answers it:
   `404 ContainerNotFound`; errors as Azure's XML `<Error><Code>` with `x-ms-error-code`;
 - a new ETag on every write; Shared Key (`Authorization: SharedKey ACCOUNT:...`) or a SAS
   (`sig=` in the query) is required (403 AuthenticationFailed otherwise), and so is
-  `x-ms-version`. The signature is not verified.
+  `x-ms-version`. The signature is not verified; `deny` answers 403
+  AuthorizationPermissionMismatch, as Azure does a principal without a data role.
 
 Not served: leases, snapshots, block lists, append/page blobs, metadata, containers'
 creation. `unknown` lists every request the fake could not route.
@@ -42,6 +43,8 @@ class FakeAzureBlob:
     def __init__(self, containers: tuple[str, ...] = ("state",), account: str = ACCOUNT) -> None:
         self.account = account
         self.page_size = 5000
+        #: Answer every authenticated request 403, as Azure does a principal without a data role.
+        self.deny = False
         self.containers: dict[str, dict[str, tuple[bytes, str, str]]] = {c: {} for c in containers}
         self.unknown: list[tuple[str, str]] = []
         self.requests: list[tuple[str, str]] = []
@@ -115,6 +118,15 @@ def _handler(fake: FakeAzureBlob) -> type[BaseHTTPRequestHandler]:
                 auth.startswith(f"SharedKey {fake.account}:") or auth.startswith("Bearer ") or "sig" in query
             ):
                 self._send(*_error(403, "AuthenticationFailed", "Server failed to authenticate the request."))
+                return
+            if fake.deny:
+                self._send(
+                    *_error(
+                        403,
+                        "AuthorizationPermissionMismatch",
+                        "This request is not authorized to perform this operation using this permission.",
+                    )
+                )
                 return
             if not self.headers.get("x-ms-version"):
                 self._send(

@@ -13,7 +13,8 @@ speaks the part of the JSON API the store uses, as GCS answers it:
   `ifGenerationMatch=0` means "only if absent", any other value "only at that
   generation"; a precondition that does not hold is `412` with reason `conditionNotMet`,
   a missing object or bucket `404 notFound`, in GCS's JSON error shape;
-- bearer-token authentication (401 `required` without the token).
+- bearer-token authentication (401 `required` without the token), and `deny` to answer
+  403 `forbidden` as GCS does a principal without a role on the bucket.
 
 Not served: metadata patches, resumable or multipart uploads, ifMetagenerationMatch,
 versioned reads, IAM (a valid token may do anything). `unknown` lists every request the fake
@@ -36,6 +37,8 @@ class FakeGCS:
     def __init__(self, buckets: tuple[str, ...] = ("state",), token: str = "gcs-fake-token") -> None:
         self.token = token
         self.page_size = 1000
+        #: Answer every authenticated request 403, as GCS does a principal without a role.
+        self.deny = False
         self.buckets: dict[str, dict[str, tuple[bytes, int]]] = {b: {} for b in buckets}
         self.unknown: list[tuple[str, str]] = []
         self.requests: list[tuple[str, str]] = []
@@ -125,6 +128,12 @@ def _handler(fake: FakeGCS) -> type[BaseHTTPRequestHandler]:
                 self._send(
                     401, _error(401, "required", "Anonymous caller does not have storage.objects.get access.")
                 )
+                return
+            if fake.deny:
+                message = (
+                    "caller does not have storage.objects.get access to the Google Cloud Storage object."
+                )
+                self._send(403, _error(403, "forbidden", message))
                 return
             segments = [unquote(s) for s in parts.path.split("/")]
             # ['', 'storage', 'v1', 'b', B, 'o', N?] or ['', 'upload', 'storage', 'v1', 'b', B, 'o']

@@ -139,3 +139,42 @@ def test_a_missing_setting_is_named(tmp_path: Path, backend: Backend) -> None:
     out = refused.stdout + refused.stderr
     assert refused.returncode != 0 and "Traceback" not in out
     assert f"terraform_state.config.{setting}:" in out and "set it" in out
+
+
+def test_credentials_without_access_are_refused_in_one_line_naming_the_role(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stagegraph.errors import StagegraphError
+    from stagegraph.sharedstate.azureblob import AzureBlobLocation
+    from stagegraph.sharedstate.gcs import GCSLocation
+
+    with FakeGCS(buckets=("team-state",)) as gcs:
+        settings = (("storage_custom_endpoint", gcs.url), ("access_token", gcs.token))
+        gcs.deny = True
+        with pytest.raises(StagegraphError) as refused:
+            GCSStore(GCSLocation("team-state", "demo", settings)).get("lock.json")
+        assert str(refused.value) == (
+            "gs://team-state/demo/lock.json: cannot read the shared state (403 forbidden); check that these "
+            "credentials may read and write objects in this bucket folder (roles/storage.objectUser on the "
+            "bucket; see README, shared state)"
+        )
+        gcs.deny = False
+        # An expired token (401): google-auth cannot renew a bare token, and says so.
+        stale = (settings[0], ("access_token", "expired"))
+        with pytest.raises(StagegraphError) as expired:
+            GCSStore(GCSLocation("team-state", "demo", stale)).get("lock.json")
+        message = str(expired.value)
+        assert message.startswith("gs://team-state/demo/lock.json: Google credentials failed (RefreshError: ")
+        assert message.endswith("or a new GOOGLE_OAUTH_ACCESS_TOKEN)") and "\n" not in message
+    with FakeAzureBlob(containers=("tfstate",)) as azure:
+        azure.deny = True
+        monkeypatch.setenv(ENDPOINT_ENV, azure.url)
+        monkeypatch.setenv("ARM_ACCESS_KEY", ACCOUNT_KEY)
+        with pytest.raises(StagegraphError) as refused:
+            AzureBlobStore(AzureBlobLocation(azure.account, "tfstate", "demo")).create("lock.json", b"{}")
+        assert str(refused.value) == (
+            f"azure://{azure.account}/tfstate/demo/lock.json: cannot write the shared state "
+            "(AuthorizationPermissionMismatch); check that these credentials may read and write blobs in "
+            "this container (Storage Blob Data Contributor on it; see README, shared state)"
+        )
+        assert len(azure.requests) == 1  # a refusal is not retried

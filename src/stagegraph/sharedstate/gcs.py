@@ -172,8 +172,8 @@ class GCSStore(ConditionalStore):
         except Exception as exc:  # google.auth's RefreshError and friends: credentials
             raise StagegraphError(
                 f"{self.where.url(name)}: Google credentials failed ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}); refresh them "
-                "(`gcloud auth application-default login`)"
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); renew them "
+                "(`gcloud auth application-default login`, or a new GOOGLE_OAUTH_ACCESS_TOKEN)"
             ) from None
 
     def get(self, name: str) -> Versioned | None:
