@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from stagegraph.errors import StagegraphError
@@ -49,7 +49,7 @@ class AzureBlobLocation:
     container: str
     prefix: str
     #: The backend's settings (credentials, environment); never rendered into messages.
-    settings: tuple[tuple[str, str], ...] = ()
+    settings: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     def key(self, name: str) -> str:
         return f"{self.prefix}/{name}"

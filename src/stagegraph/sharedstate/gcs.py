@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -46,7 +46,7 @@ class GCSLocation:
     bucket: str
     prefix: str
     #: The backend's settings (credentials, endpoint); never rendered into messages.
-    settings: tuple[tuple[str, str], ...] = ()
+    settings: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     def key(self, name: str) -> str:
         return f"{self.prefix}/{name}"
