@@ -178,3 +178,29 @@ def test_credentials_without_access_are_refused_in_one_line_naming_the_role(
             "this container (Storage Blob Data Contributor on it; see README, shared state)"
         )
         assert len(azure.requests) == 1  # a refusal is not retried
+
+
+def test_a_missing_bucket_or_container_is_named_not_taken_for_an_empty_store(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stagegraph.errors import StagegraphError
+    from stagegraph.sharedstate.azureblob import AzureBlobLocation
+    from stagegraph.sharedstate.gcs import GCSLocation
+
+    with FakeGCS(buckets=()) as gcs:
+        settings = (("storage_custom_endpoint", gcs.url), ("access_token", gcs.token))
+        with pytest.raises(StagegraphError) as refused:
+            GCSStore(GCSLocation("gone", "demo", settings)).create("lock.json", b"{}")
+        assert str(refused.value).startswith(
+            "gs://gone/demo/lock.json: cannot write the shared state (404 notFound)"
+        )
+    with FakeAzureBlob(containers=()) as azure:
+        monkeypatch.setenv(ENDPOINT_ENV, azure.url)
+        monkeypatch.setenv("ARM_ACCESS_KEY", ACCOUNT_KEY)
+        store = AzureBlobStore(AzureBlobLocation(azure.account, "gone", "demo"))
+        for call in (lambda: store.create("lock.json", b"{}"), lambda: store.get("records/x.json")):
+            with pytest.raises(StagegraphError) as refused:
+                call()
+            assert "the container gone does not exist in storage account devstoreaccount1" in str(
+                refused.value
+            )

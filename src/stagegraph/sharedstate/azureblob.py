@@ -153,7 +153,15 @@ class AzureBlobStore(ConditionalStore):
         self.requests += 1
         try:
             return fn(*args, **kwargs)
-        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+        except ResourceNotFoundError as exc:
+            if getattr(exc, "error_code", None) == "ContainerNotFound":
+                # Not an absent blob: an absent lock would otherwise look held, records look empty.
+                raise StagegraphError(
+                    f"{self.where.url(name)}: the container {self.where.container} does not exist in "
+                    f"storage account {self.where.account}; create it, or fix terraform_state.config"
+                ) from None
+            raise
+        except (ResourceExistsError, ResourceModifiedError):
             raise
         except ServiceRequestError as exc:
             raise StagegraphError(
