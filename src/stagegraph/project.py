@@ -10,6 +10,7 @@ nothing heavier.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -186,6 +187,13 @@ class Project:
 
     def stage_dir(self, stage: Stage) -> Path:
         return self.output_root / stage.directory(self.config.provider)
+
+    def with_config(self, config: NebariConfig) -> Project:
+        """This deployment seen with another config (`doit move_state` reads the state where it was
+        last applied): record store, shared lock and stage folders follow that config."""
+        other = dataclasses.replace(self)
+        other.__dict__["config"] = config  # the cached_property's slot: loaded, never re-read
+        return other
 
     @cached_property
     def shared_client(self) -> S3Client | None:
