@@ -40,7 +40,7 @@ MARKER_OBJECT = "moved.json"
 
 #: Settings names that may hold credentials: never recorded, never printed.
 _SECRET = re.compile(
-    r"(secret|password|passwd|token|private|credential|sas|conn_str|session|certificate)|(^|_)key_|_key$",
+    r"(secret|password|passwd|token|access_key|conn_str|client_key|certificate|customer_key|private_key|key_data)$",
     re.IGNORECASE,
 )
 
@@ -88,6 +88,7 @@ LOCAL = StateLocation(backend="local", kind="local")
 
 
 def public_settings(settings: dict[str, Any]) -> dict[str, str]:
+    # By the end of the name: `skip_credentials_validation` is a flag, `access_key` a secret.
     return {k: str(v) for k, v in sorted(settings.items()) if not _SECRET.search(k)}
 
 
