@@ -269,6 +269,6 @@ def test_a_deployment_with_local_records_is_refused_when_its_config_points_at_s3
     refused = project.doit("deploy", check=False)
     assert refused.returncode != 0
     out = refused.stdout + refused.stderr
-    assert f"{project.state_dir / 'records'}: 10 deploy records are on this machine" in out
-    assert f"s3://{bucket}/demo/" in out and "Traceback" not in out
+    assert f"state is in local state files (next to each stage), the config says s3://{bucket}/demo/" in out
+    assert "run `doit move_state`" in out and "Traceback" not in out
     assert objects(bucket) == {}  # nothing applied against the empty store

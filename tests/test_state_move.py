@@ -32,8 +32,8 @@ from test_shared_state import (  # noqa: F401 (bucket, s3_env: fixtures)
 STAGES_WITH_STATE = 10
 
 
-def make_local(project: SandboxProject) -> None:
-    project.edit_config(lambda c: c.update(terraform_state={"type": "local"}))
+def make_local(project: SandboxProject, **state: Any) -> None:
+    project.edit_config(lambda c: c.update(terraform_state={"type": "local", **state}))
 
 
 def tree(root: Path) -> dict[str, str]:
@@ -155,9 +155,11 @@ def test_local_to_s3_and_back_moves_state_and_records_and_loses_nothing(
     )
 
 
-def _first_deployed_then_pointed_at_s3(tmp_path: Path, bucket: str, env: dict[str, str]) -> SandboxProject:
+def _first_deployed_then_pointed_at_s3(
+    tmp_path: Path, bucket: str, env: dict[str, str], **state: Any
+) -> SandboxProject:
     project = deployed_locally(tmp_path / "p")
-    make_remote(project, bucket, env)
+    make_remote(project, bucket, env, **state)
     return project
 
 
@@ -269,7 +271,8 @@ terraform.Terraform.state_push = crashing_push
 def test_an_interrupted_move_refuses_deploys_and_a_rerun_completes_it(
     tmp_path: Path, bucket: str, s3_env: dict[str, str]
 ) -> None:
-    project = _first_deployed_then_pointed_at_s3(tmp_path, bucket, s3_env)
+    # A short lease: the killed move's shared lock expires while the rerun waits for it.
+    project = _first_deployed_then_pointed_at_s3(tmp_path, bucket, s3_env, lock_lease_s=2, lock_wait_s=15)
     before = lineages(project)
     hooks = tmp_path / "hooks"
     hooks.mkdir()
@@ -312,3 +315,43 @@ def test_moved_records_and_output_hold_no_secret(
     assert CANARY not in location
     for log in (canary_project.state_dir / "logs").glob("*.move_state.log"):
         assert CANARY not in log.read_text()
+
+
+CRASH_WHILE_RETIRING = """
+import os, signal
+from stagegraph import sharedstate
+delete = sharedstate.S3Client.delete
+def crashing_delete(self, name, **kw):
+    if name.startswith("records/"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return delete(self, name, **kw)
+sharedstate.S3Client.delete = crashing_delete
+"""
+
+
+def test_a_move_back_killed_while_retiring_the_bucket_completes_on_rerun(
+    tmp_path: Path, bucket: str, s3_env: dict[str, str]
+) -> None:
+    project = _first_deployed_then_pointed_at_s3(tmp_path, bucket, s3_env, lock_lease_s=2, lock_wait_s=15)
+    project.doit("move_state")
+    in_s3 = remote_lineages(bucket)
+    make_local(project, lock_lease_s=2, lock_wait_s=15)  # the bucket's lock, taken by the move back
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(CRASH_WHILE_RETIRING)
+    crashing = SandboxProject(project.root, extra_env={**project.extra_env, "PYTHONPATH": str(hooks)})
+    died = crashing.doit("move_state", check=False)
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    # Switched (local state and records written) but the bucket is only partly retired.
+    assert {k: v[0] for k, v in lineages(project).items()} == {k: v[0] for k, v in in_s3.items()}
+    assert any(k.startswith("demo/records/") for k in objects(bucket))
+    refused = project.doit("status", check=False)
+    assert refused.returncode != 0 and "was interrupted" in refused.stdout + refused.stderr
+
+    project.doit("move_state")
+    stored = objects(bucket)
+    assert not any(k.startswith("demo/records/") for k in stored) and remote_lineages(bucket) == {}
+    assert len([k for k in stored if k.startswith("demo/retired/") and k.endswith(".tfstate")]) == len(in_s3)
+    assert "demo/moved.json" in stored
+    project.doit("deploy")
+    assert project.applied_in_last_run() == set()
