@@ -48,7 +48,8 @@ class TerraformState(Section):
         60,
         gt=0,
         le=3600,
-        description="With an s3 backend (type existing): seconds a deploy's shared lock lives "
+        description="With an s3 backend (type existing), and for the bucket `doit move_state` moves "
+        "the state out of: seconds a deploy's shared lock lives "
         "unless its holder renews it (it does, every third); a holder that dies leaves a lock "
         "that expires this long after its last renewal.",
     )
@@ -56,6 +57,7 @@ class TerraformState(Section):
         0,
         ge=0,
         le=7200,
-        description="With an s3 backend (type existing): seconds a run waits for another run's "
+        description="With an s3 backend (type existing), and for the bucket `doit move_state` moves "
+        "the state out of: seconds a run waits for another run's "
         "shared lock before failing with the holder's name (CI runners queue this way).",
     )
