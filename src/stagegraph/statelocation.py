@@ -40,7 +40,7 @@ MARKER_OBJECT = "moved.json"
 
 #: Settings names that may hold credentials: never recorded, never printed.
 _SECRET = re.compile(
-    r"(secret|password|passwd|token|access_key|conn_str|client_key|certificate|customer_key|private_key|key_data)$",
+    r"(secret|password|passwd|token|conn_str|certificate|credentials|_key|key_data)$",
     re.IGNORECASE,
 )
 

@@ -412,10 +412,8 @@ def run(move: Move, apply_layout: Any) -> list[str]:
     lines += _retire(move)
     apply_layout()
     (project.state_dir / JOURNAL_FILE).unlink(missing_ok=True)
-    lines.append(
-        f"move_state: moved {len(move.stages)} stage record(s) from {move.source.where.describe()} to "
-        f"{move.target.where.describe()}"
-    )
+    done = "finished the interrupted move" if move.resumed else f"moved {len(move.stages)} stage(s)"
+    lines.append(f"move_state: {done} from {move.source.where.describe()} to {move.target.where.describe()}")
     return lines
 
 
@@ -512,18 +510,20 @@ def _retire(move: Move) -> list[str]:
                 moved += 1
     lines = []
     objects = store_objects(move.source.view)
-    if move.source.where.is_local:
+    if objects is None and store_objects(project) is not None:
+        # The source's records were this folder's; the target keeps them in its store now.
         records = project.state_dir / "records"
         for path in sorted(records.glob("*.json")) if records.is_dir() else []:
             dest = aside / "records" / path.name
             dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             shutil.move(str(path), str(dest))
             moved += 1
-        if moved:
-            lines.append(
-                f"retired the local state and records: moved into {aside} (delete it when you are sure)"
-            )
-    elif objects is not None:
+    if moved:
+        lines.append(
+            f"moved {moved} local file(s) aside into {aside} (old state, records, Terraform's note of "
+            "the old backend; delete it when you are sure)"
+        )
+    if objects is not None:
         count = _retire_objects(move, objects, stamp)
         objects.put(MARKER_OBJECT, moved_marker(move.target.where))
         lines.append(
