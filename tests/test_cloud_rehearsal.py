@@ -77,6 +77,10 @@ def test_rehearsal_deploys_redeploys_as_noop_and_reapplies_what_a_change_reaches
     groups = set(yaml.safe_load((project.root / "nebari-config.yaml").read_text())[section]["node_groups"])
     assert set(outputs["node_selectors"]) == groups
     assert outputs["cluster"]["endpoint"].startswith("https://")
+    # The registry's twin: its address is a typed output as on the cloud.
+    assert {"aws": ".amazonaws.com/", "gcp": "-docker.pkg.dev/", "azure": ".azurecr.io"}[cloud] in (
+        outputs["container_registry"]
+    )
     # Nothing under the real deployment's folders.
     assert not (project.root / "stages").exists()
     assert not (project.state_dir / "records").exists()

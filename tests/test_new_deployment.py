@@ -55,9 +55,10 @@ def test_new_deployment_deploys_offline_and_keeps_state_out_of_git(tmp_path: Pat
     target = tmp_path / "team-platform"
     script = Path(sys.executable).parent / "stagegraph"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "stagegraph"]
-    made = _run([*command, "new", str(target), "--project-name", "team"], tmp_path, env)
+    # A relative folder, as a user types it (SOPS runs inside the new folder).
+    made = _run([*command, "new", "team-platform", "--project-name", "team"], tmp_path, env)
     assert made.returncode == 0, made.stderr
-    assert f"next: cd {target} && doit deploy" in made.stdout
+    assert "next: cd team-platform && doit deploy" in made.stdout
     for name in ("dodo.py", "nebari-config.yaml", ".gitignore", "README.md", "secrets/.sops.yaml"):
         assert (target / name).is_file(), name
     key = tmp_path / "age" / "keys.txt"

@@ -248,7 +248,9 @@ def test_a_developer_gets_exactly_the_rfd_table() -> None:
     doc = _doc(services.STAGE, config)
     hub = hub_login(doc["locals"]["jupyterhub_values"], "dev1", ["developer"], roles)
     # JupyterHub: the jupyterhub-component role plus JupyterHub's `user`; no admin, no sharing.
+    # The Dask role rides along without scopes, for the gateway to read (test_dask_access).
     assert hub["roles"] == [
+        {"name": "dask_gateway_developer", "description": "Dask Gateway user", "scopes": []},
         {"name": "jupyterhub_developer", "description": "JupyterHub user", "scopes": []},
         {"name": "user"},
     ]
@@ -268,7 +270,7 @@ def test_admin_and_analyst_differ_where_the_table_says() -> None:
     values = doc["locals"]["jupyterhub_values"]
     admin = token_roles(config, ["admin"])
     names = [r["name"] for r in hub_login(values, "boss", ["admin"], admin)["roles"]]
-    assert names == ["jupyterhub_admin", "admin", "user"]
+    assert names == ["dask_gateway_admin", "jupyterhub_admin", "admin", "user"]
     assert grafana_role(doc, admin) == "Admin"
     assert argo_account(doc, admin) == "argo-admin"
     analyst = token_roles(config, ["analyst"])

@@ -342,6 +342,23 @@ def do_provider_schemas(s: Session, force: bool, checkout: str) -> None:
     print(provider_schemas_action(s.project, force=force, checkout=checkout))
 
 
+def do_cloud_catalog(s: Session) -> None:
+    from datetime import date
+
+    from stagegraph.cloudcatalog import refresh_action
+    from stagegraph.errors import LockfileError
+    from stagegraph.schema.cloud_catalog import catalog_path
+
+    path = catalog_path()
+    if not path.resolve().is_relative_to(s.root.resolve()):
+        # An installed stagegraph's data belongs to its release, not to this folder.
+        raise LockfileError(
+            f"{path}: not part of this folder; run `doit cloud_catalog` in a stagegraph source "
+            "checkout (installed with `pip install -e .`)"
+        )
+    print(refresh_action(path, date.today().isoformat()))
+
+
 def do_bump(s: Session, group: str, apply: bool, date: str, report: str) -> None:
     from stagegraph.pins.tasks import bump_action
 

@@ -90,6 +90,10 @@ def create_deployment(
     environ: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Create the deployment folder `target`; return the lines worth showing the user."""
+    shown = target  # as the user typed it, for the messages
+    # Absolute from here on: SOPS runs with the new folder as its working directory, where a
+    # relative `target` would name a folder inside itself.
+    target = target.absolute()
     from stagegraph.actions import section_owners
     from stagegraph.graph import build_graph
     from stagegraph.initconfig import render_init_config, write_new_config
@@ -128,6 +132,6 @@ def create_deployment(
     write_new_config(target / DEFAULT_CONFIG_NAME, config)
     return [
         *notes,
-        f"created the deployment {target} (provider {provider}, pins of stagegraph {version})",
-        f"next: cd {target} && doit deploy",
+        f"created the deployment {shown} (provider {provider}, pins of stagegraph {version})",
+        f"next: cd {shown} && doit deploy",
     ]

@@ -46,6 +46,7 @@ def builtin_commands() -> tuple[CommandFn, ...]:
         tools.init,
         tools.schema,
         tools.provider_schemas,
+        tools.cloud_catalog,
         tools.bump,
         tools.verify_pins,
         *secrets.commands(),

@@ -52,6 +52,15 @@ def provider_schemas(s: Session) -> TaskDict:
     }
 
 
+def cloud_catalog(s: Session) -> TaskDict:
+    """Refresh the AWS regions and instance types validate checks against (maintainers; offline)."""
+    return {
+        "basename": "cloud_catalog",
+        "actions": [(failing_cleanly(actions.do_cloud_catalog), [s])],
+        "verbosity": 2,
+    }
+
+
 def bump(s: Session) -> TaskDict:
     """Propose (and with --apply write) this quarter's pin bumps; see docs/pins.md."""
     from stagegraph.pins.tasks import BUMP_PARAMS

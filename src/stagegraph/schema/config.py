@@ -20,6 +20,7 @@ from stagegraph.schema.base import (
     pattern_schema,
 )
 from stagegraph.schema.bootstrap import CICD, TerraformState
+from stagegraph.schema.cloud_names import derived_name_problem, derived_names
 from stagegraph.schema.environments import CondaEnvironment, CondaStore, default_environments
 from stagegraph.schema.extensions import HelmExtension, TerraformExtension, unique_names
 from stagegraph.schema.ingress import Certificate, Dns, Ingress
@@ -247,6 +248,7 @@ class NebariConfig(Section):
         if self.storage.type == "efs" and self.provider != "aws":
             raise field_problem("storage.type", "efs is supported only with provider aws", "efs")
         unique_names(self.helm_extensions, self.tf_extensions)
+        self._cloud_names()
         if self.certificate.type == "lets-encrypt" and not self.domain:
             # Nebari accepts this with the DNS challenge and fails at deploy; refused here at
             # once, because the ACME certificate is issued for the domain and Traefik routes by it.
@@ -257,6 +259,21 @@ class NebariConfig(Section):
                 self.domain,
             )
         return self
+
+    def _cloud_names(self) -> None:
+        """Names the cloud derives from project_name and namespace, checked before it refuses them."""
+        values = {"project_name": self.project_name, "namespace": self.namespace}
+        if self.azure is not None:
+            values["azure.storage_account_postfix"] = self.azure.storage_account_postfix
+        derived = derived_names(
+            self.provider,
+            remote_state=self.terraform_state.type == "remote",
+            own_resource_group=bool(self.azure and self.azure.resource_group_name),
+        )
+        found = derived_name_problem(derived, values)
+        if found is not None:
+            field, problem = found
+            raise field_problem(field, problem, values[field])
 
     @property
     def offline(self) -> bool:

@@ -97,6 +97,15 @@ class DaskWorkerProfile(OpenSection):
     worker_memory_limit: str = Field(min_length=1, description="Most memory a worker may use (e.g. 8G).")
     worker_memory: str = Field(min_length=1, description="Memory reserved for a worker (e.g. 5G).")
     worker_threads: int = Field(1, ge=1, description="Threads per worker.")
+    # Not in Nebari's schema (its Dask profiles are open to every Dask user); the same two
+    # keys as a JupyterLab profile's `access: yaml`, so a large size can be kept for a group.
+    users: list[str] | None = Field(
+        None, description="Users who see the profile in Dask Gateway; with groups unset too: everyone."
+    )
+    groups: list[str] | None = Field(
+        None,
+        description="Groups whose members see the profile in Dask Gateway; with users unset too: everyone.",
+    )
 
 
 # Defaults are plain data validated by the parent model (`validate_default`), so loading a

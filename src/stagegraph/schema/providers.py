@@ -14,14 +14,22 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, StringConstraints, field_validator, model_validator
 
 from stagegraph.schema.base import Section, field_problem
+from stagegraph.schema.cloud_catalog import known_region, region_hint
 from stagegraph.schema.cloud_instances import instance_problem
-from stagegraph.schema.cloud_regions import known_region, region_hint
+from stagegraph.schema.cloud_names import (
+    AKS_POOL,
+    AZURE_NODE_GROUP_SUFFIX,
+    EKS_GROUP,
+    GKE_POOL,
+    RESOURCE_GROUP,
+    NameRule,
+)
 
 _TAINT_KEY = r"[a-zA-Z0-9][-a-zA-Z0-9_.]{0,251}[a-zA-Z0-9]?(?:/[a-zA-Z0-9][-a-zA-Z0-9_.]{0,251}[a-zA-Z0-9]?)?"
 _TAINT_VALUE = r"(?:[a-zA-Z0-9][-a-zA-Z0-9_.]{0,61}[a-zA-Z0-9]?)?"
 _TAINT_STRING = rf"^({_TAINT_KEY})(?:=({_TAINT_VALUE}))?:(NoSchedule|PreferNoSchedule|NoExecute)$"
 #: Azure appends this to a resource group name for the node resource group (max 90 chars).
-AZURE_NODE_RESOURCE_GROUP_SUFFIX = "-node-resource-group"
+AZURE_NODE_RESOURCE_GROUP_SUFFIX = AZURE_NODE_GROUP_SUFFIX
 
 
 @functools.cache
@@ -149,6 +157,14 @@ class NodeGroup(Section):
         return self
 
 
+def _group_names(rule: NameRule, groups: dict[str, Any]) -> None:
+    """Refuse the first node group whose name the cloud would refuse, at its own key."""
+    for name in groups:
+        problem = rule.problem(name)
+        if problem:
+            raise field_problem(f"node_groups.{name}", problem, name)
+
+
 def _region(provider: str, value: str) -> str:
     if not known_region(provider, value):
         label = {"aws": "an AWS", "gcp": "a GCP", "azure": "an Azure"}[provider]
@@ -269,6 +285,11 @@ class AmazonWebServicesProvider(Section):
     def _known_region(cls, value: str) -> str:
         return _region("aws", value)
 
+    @model_validator(mode="after")
+    def _node_group_names(self) -> AmazonWebServicesProvider:
+        _group_names(EKS_GROUP, self.node_groups)
+        return self
+
 
 class GCPIPAllocationPolicy(Section):
     """Secondary IP ranges of a VPC-native GKE cluster."""
@@ -338,6 +359,11 @@ class GoogleCloudPlatformProvider(Section):
     def _known_region(cls, value: str) -> str:
         return _region("gcp", value)
 
+    @model_validator(mode="after")
+    def _node_group_names(self) -> GoogleCloudPlatformProvider:
+        _group_names(GKE_POOL, self.node_groups)
+        return self
+
 
 AzureTagKey = Annotated[str, StringConstraints(max_length=512, pattern=r"^[^<>%&\\?/]*$")]
 AzureTagValue = Annotated[str, StringConstraints(max_length=256)]
@@ -361,8 +387,11 @@ class AzureProvider(Section):
     )
     resource_group_name: str | None = Field(
         None,
-        max_length=90 - len(AZURE_NODE_RESOURCE_GROUP_SUFFIX),
-        pattern=r"^[\w\-.()]*[\w\-()]$",
+        # For editors; checked by `_resource_group` with the cloud's rule (one message).
+        json_schema_extra={
+            "maxLength": RESOURCE_GROUP.max_len - len(AZURE_NODE_RESOURCE_GROUP_SUFFIX),
+            "pattern": RESOURCE_GROUP.pattern,
+        },
         description="Resource group to create (default: <project>-<namespace>).",
     )
     node_groups: dict[str, AzureNodeGroup] = Field(
@@ -386,3 +415,22 @@ class AzureProvider(Section):
     @classmethod
     def _known_region(cls, value: str) -> str:
         return _region("azure", value)
+
+    @field_validator("resource_group_name")
+    @classmethod
+    def _resource_group(cls, value: str | None) -> str | None:
+        # Azure names the node resource group after it, with a suffix: that name must fit too.
+        if value is None:
+            return value
+        problem = RESOURCE_GROUP.problem(value)
+        if problem:
+            raise ValueError(problem)
+        problem = RESOURCE_GROUP.problem(value + AZURE_NODE_RESOURCE_GROUP_SUFFIX)
+        if problem:
+            raise ValueError(f"{problem} (Azure adds {AZURE_NODE_RESOURCE_GROUP_SUFFIX!r} for the nodes)")
+        return value
+
+    @model_validator(mode="after")
+    def _node_group_names(self) -> AzureProvider:
+        _group_names(AKS_POOL, self.node_groups)
+        return self

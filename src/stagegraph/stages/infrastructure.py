@@ -41,6 +41,9 @@ class InfrastructureOutputs(StageIO):
     cluster: ClusterConnection | None = Field(None, description="Endpoint, CA and token command (clouds).")
     autoscaler_role_arn: str | None = Field(None, description="IAM role of the cluster autoscaler (aws).")
     nfs_endpoint: str | None = Field(None, description="EFS file system DNS name (aws, storage.type efs).")
+    container_registry: str | None = Field(
+        None, description="Address of the cloud's registry for user images: ECR, Artifact Registry, ACR."
+    )
 
 
 #: Cloud renders of this stage, by provider.

@@ -206,6 +206,12 @@ c.JAppsConfig.hub_host = "hub"
 for key, value in (settings.get("overrides") or {}).items():
     setattr(c.JAppsConfig, key, value)
 c.JupyterHub.template_paths = [*theme_template_paths, *c.JupyterHub.template_paths]
+# The platform's other services as tiles of the launcher's home page (no proxy route: their
+# own ingress routes serve them), as Nebari lists them.
+c.JupyterHub.services.extend(
+    {"name": link["name"], "display": True, "info": {"name": link["name"], "url": link["url"], "external": True}}
+    for link in settings.get("links", [])
+)
 c = install_jhub_apps(c, spawner_to_subclass=KubeSpawner, oauth_no_confirm=True)
 """
 

@@ -17,6 +17,17 @@ SECRET = "jhub-apps-secrets"  # noqa: S105 - the name of a generated secret
 JWT_ENV = "JHUB_APP_JWT_SECRET_KEY"
 
 
+def launcher_links(ctx: RenderContext) -> list[dict[str, str]]:
+    """The services the launcher's home page links to, with Nebari's names (the deployed ones)."""
+    links = [{"name": "Environments", "url": "/conda-store"}]
+    if ctx.config.argo_workflows.enabled:
+        links.append({"name": "Argo", "url": "/argo"})
+    links.append({"name": "Users", "url": "${var.keycloak_url}/admin/${var.realm_id}/console/"})
+    if ctx.config.monitoring.enabled:
+        links.append({"name": "Monitoring", "url": "/monitoring"})
+    return links
+
+
 def jhub_apps(ctx: RenderContext, m: TerraformModule) -> HubParts:
     section = ctx.config.jhub_apps
     secret = opaque_secret(m, SECRET, {"jwt_secret_key": random_secret(m, "jhub_apps_jwt")})
@@ -30,6 +41,7 @@ def jhub_apps(ctx: RenderContext, m: TerraformModule) -> HubParts:
             "jhub-apps": {
                 "bind_url": "https://${var.domain}",
                 "overrides": literal(dict(section.overrides)),
+                "links": launcher_links(ctx),
             }
         },
     }

@@ -21,7 +21,7 @@ from typing import Any
 from stagegraph.errors import RenderError
 from stagegraph.migrations import Placement, placements
 from stagegraph.stage import RenderContext, SensitiveInput
-from stagegraph.stages import svc_argo_scheduler, svc_hub_scripts, svc_lab_home, svc_roles
+from stagegraph.stages import svc_argo_scheduler, svc_dask_access, svc_hub_scripts, svc_lab_home, svc_roles
 from stagegraph.stages.common import deep_merge, helm_release
 from stagegraph.stages.svc_images import Image, resolve_image
 from stagegraph.stages.svc_kube import NAMESPACE, Route, host, ingress_route, opaque_secret
@@ -191,7 +191,9 @@ def _values(hub: Image, lab: Image, nodes: dict[str, str], custom: dict[str, Any
                 # Replaces the generic-oauth class above with its role-applying subclass.
                 "04-roles.py": literal(svc_roles.ROLES_SCRIPT),
             },
-            "services": {"dask-gateway": {"display": False}},
+            "services": {svc_dask_access.SERVICE: {"display": False}},
+            # The gateway's token checks return the user's roles (who may use Dask).
+            "loadRoles": {svc_dask_access.SERVICE: svc_dask_access.hub_service_role()},
         },
         "proxy": {"service": {"type": "ClusterIP"}, "chp": {"nodeSelector": nodes["general"]}},
         "singleuser": {

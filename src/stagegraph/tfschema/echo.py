@@ -124,9 +124,20 @@ def mark_computed(value: Any, block: Block, fill: bool = False) -> Any:
             out[name] = _each(current, nested["nesting_mode"], nested, fill)
     for name, bt in block.get("block_types", {}).items():
         current = out.get(name)
-        if current is not None and current is not Unknown:
+        if not fill and not current and bt["nesting_mode"] in ("list", "set") and _computed_block(bt):
+            # An SDKv2 Optional+Computed block (`kubelet_identity`) left out of the
+            # configuration is "known after apply" in a real plan, not empty.
+            out[name] = Unknown
+        elif current is not None and current is not Unknown:
             out[name] = _each(current, bt["nesting_mode"], bt.get("block", {}), fill)
     return out
+
+
+def _computed_block(bt: Block) -> bool:
+    """A block every attribute of which is computed: the provider fills it in itself."""
+    inner = bt.get("block", {})
+    attributes = inner.get("attributes", {})
+    return bool(attributes) and all(a.get("computed") for a in attributes.values())
 
 
 def _each(value: Any, mode: str, block: Block, fill: bool) -> Any:
@@ -279,7 +290,11 @@ class EchoProvider(rpc.ProviderServicer):  # type: ignore[misc]
             # Destroy, or an update of a resource that exists: Terraform's proposal stands.
             return pb.PlanResourceChange.Response(planned_state=request.proposed_new_state)
         block = self.resources[request.type_name]["block"]
-        return pb.PlanResourceChange.Response(planned_state=to_dynamic_value(mark_computed(proposed, block)))
+        # legacy_type_system, as every SDKv2 provider answers: it lets a planned block be
+        # unknown where the configuration has none (see mark_computed).
+        return pb.PlanResourceChange.Response(
+            planned_state=to_dynamic_value(mark_computed(proposed, block)), legacy_type_system=True
+        )
 
     def ApplyResourceChange(self, request: Any, context: Any) -> Any:
         return pb.ApplyResourceChange.Response(

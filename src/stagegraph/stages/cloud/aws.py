@@ -3,7 +3,8 @@
 Follows Nebari's aws template: a VPC with one public subnet per zone, an EKS cluster, one
 managed node group per config group (labelled `dedicated=<group>` and selected by
 `eks.amazonaws.com/nodegroup`), the EBS CSI and CoreDNS add-ons on the general group, an
-OIDC provider, and EFS for shared storage when `storage.type: efs`. Unlike Nebari, the
+OIDC provider, an ECR repository for user images, and EFS for shared storage when
+`storage.type: efs`. Unlike Nebari, the
 cluster autoscaler gets its own IAM role through IRSA instead of rights on every node.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from stagegraph.stage import RenderContext
-from stagegraph.stages.cloud import aws_iam, aws_network, cluster, names
+from stagegraph.stages.cloud import aws_iam, aws_network, cluster, names, registry
 from stagegraph.stages.cloud.state import aws_provider
 from stagegraph.stages.cloud.versions import cluster_version
 from stagegraph.stages.common import header
@@ -99,6 +100,7 @@ def render(ctx: RenderContext) -> dict[str, Any]:
             },
         )
     autoscaler_role = aws_iam.irsa(ctx, m, eks, name)
+    registry_url = registry.ecr(ctx, m)
     nfs = aws_network.efs(ctx, m, name, subnets, security_group) if cfg.storage.type == "efs" else None
     endpoint = eks.attr("endpoint", sandbox=cluster.REHEARSAL_ENDPOINT)
     ca = eks.attr("certificate_authority[0].data", sandbox=cluster.REHEARSAL_CA)
@@ -114,6 +116,7 @@ def render(ctx: RenderContext) -> dict[str, Any]:
         extra={
             "autoscaler_role_arn": (autoscaler_role, "IAM role the cluster autoscaler assumes (IRSA)."),
             "nfs_endpoint": (nfs, "DNS name of the EFS file system (null: no EFS)."),
+            "container_registry": (registry_url, "ECR repository for user images (nodes pull from it)."),
         },
     )
     return m.document()

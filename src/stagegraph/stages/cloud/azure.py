@@ -1,4 +1,4 @@
-"""02-infrastructure on Azure: a resource group, an AKS cluster and its node pools.
+"""02-infrastructure on Azure: a resource group, an AKS cluster, its node pools, a registry.
 
 Follows Nebari's azure template (the general group is AKS's default pool, the others are
 user pools; nodes labelled `azure-node-pool=<group>`; your subnet, network profile, private
@@ -13,7 +13,7 @@ from typing import Any
 
 from stagegraph.schema.providers import AZURE_NODE_RESOURCE_GROUP_SUFFIX
 from stagegraph.stage import RenderContext
-from stagegraph.stages.cloud import cluster, names
+from stagegraph.stages.cloud import cluster, names, registry
 from stagegraph.stages.cloud.versions import cluster_version
 from stagegraph.stages.common import header
 from stagegraph.tfjson import TerraformModule, literal
@@ -123,6 +123,7 @@ def render(ctx: RenderContext) -> dict[str, Any]:
                 "tags": tags,
             },
         )
+    registry_url = registry.acr(ctx, m, rg, aks, tags)
     endpoint = aks.attr("kube_config[0].host", sandbox=cluster.REHEARSAL_ENDPOINT)
     ca = aks.attr("kube_config[0].cluster_ca_certificate", sandbox=cluster.REHEARSAL_CA)
     command = ["kubelogin", "get-token", "--login", "azurecli", "--server-id", cluster.AKS_AAD_SERVER_ID]
@@ -137,6 +138,7 @@ def render(ctx: RenderContext) -> dict[str, Any]:
         extra={
             "autoscaler_role_arn": (None, "AKS scales node pools itself: no autoscaler identity."),
             "nfs_endpoint": (None, "No managed NFS here: shared storage is the in-cluster NFS server."),
+            "container_registry": (registry_url, "Azure container registry for user images (AKS pulls)."),
         },
     )
     return m.document()

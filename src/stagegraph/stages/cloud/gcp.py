@@ -1,4 +1,4 @@
-"""02-infrastructure on GCP: a GKE cluster and one node pool per config group.
+"""02-infrastructure on GCP: a GKE cluster, one node pool per config group, a registry.
 
 Follows Nebari's gcp template (network and subnetwork by name, VPC-native ranges, private
 cluster and authorized networks when set, workload identity), with GPU drivers installed by
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from stagegraph.stage import RenderContext
-from stagegraph.stages.cloud import cluster, names
+from stagegraph.stages.cloud import cluster, names, registry
 from stagegraph.stages.cloud.versions import cluster_version
 from stagegraph.stages.common import header
 from stagegraph.tfjson import Ref, TerraformModule, literal
@@ -40,7 +40,8 @@ def render(ctx: RenderContext) -> dict[str, Any]:
     account = m.resource(
         "google_service_account",
         "nodes",
-        {"account_id": f"{name}-nodes"[:30], "display_name": f"Nebari {name} node pools"},
+        # 6-30 characters, not ending with a hyphen (a cut may leave one).
+        {"account_id": f"{name}-nodes"[:30].rstrip("-"), "display_name": f"Nebari {name} node pools"},
     )
     member = account.attr("member", sandbox=f"serviceAccount:{name}-nodes@rehearsal")
     for role in _NODE_ROLES:
@@ -80,6 +81,7 @@ def render(ctx: RenderContext) -> dict[str, Any]:
     gke = m.resource("google_container_cluster", "main", body)
     for group_name, group in sorted(gcp.node_groups.items()):
         _pool(ctx, m, gke, group_name, group, version, account)
+    registry_url = registry.artifact_registry(ctx, m)
     endpoint = "https://" + gke.attr("endpoint", sandbox=cluster.REHEARSAL_ENDPOINT[len("https://") :])
     ca = gke.attr("master_auth[0].cluster_ca_certificate", sandbox=cluster.REHEARSAL_CA)
     cluster.finish(
@@ -93,6 +95,7 @@ def render(ctx: RenderContext) -> dict[str, Any]:
         extra={
             "autoscaler_role_arn": (None, "GKE scales node pools itself: no autoscaler identity."),
             "nfs_endpoint": (None, "No managed NFS on GCP: shared storage is the in-cluster NFS server."),
+            "container_registry": (registry_url, "Artifact Registry repository for user images."),
         },
     )
     return m.document()

@@ -7,10 +7,10 @@ deployment of the same config wrote.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from stagegraph.errors import RenderError
+from stagegraph.schema import cloud_names
 
 if TYPE_CHECKING:
     from stagegraph.schema.config import NebariConfig
@@ -56,7 +56,7 @@ def cluster_name(config: NebariConfig) -> str:
 
 
 def state_bucket(config: NebariConfig) -> str:
-    return f"{cluster_name(config)}-terraform-state"
+    return cluster_name(config) + cloud_names.STATE_BUCKET_SUFFIX
 
 
 def lock_table(config: NebariConfig) -> str:
@@ -73,8 +73,22 @@ def azure_storage_account(config: NebariConfig) -> str:
     """3-24 lowercase letters and digits, unique across Azure (hence the postfix)."""
     section = config.azure
     postfix = section.storage_account_postfix if section is not None else ""
-    raw = f"{config.project_name}{config.namespace}{postfix}"
-    return re.sub(r"[^a-z0-9]", "", raw.lower())
+    return cloud_names.storage_account_name(config.project_name, config.namespace, postfix)
+
+
+def azure_registry(config: NebariConfig) -> str:
+    """Nebari's ACR name (letters and digits only, checked at validate)."""
+    return cloud_names.acr_name(config.project_name, config.namespace)
+
+
+def ecr_repository(config: NebariConfig) -> str:
+    """Nebari's ECR repository for user images, `<project>-<namespace>-jupyterlab`."""
+    return cluster_name(config) + cloud_names.ECR_SUFFIX
+
+
+def artifact_repository(config: NebariConfig) -> str:
+    """Nebari's Artifact Registry repository id, `<project>-<namespace>`."""
+    return cluster_name(config)
 
 
 def azure_container(config: NebariConfig) -> str:
