@@ -37,13 +37,12 @@ def make_local(project: SandboxProject, **state: Any) -> None:
 
 
 def tree(root: Path) -> dict[str, str]:
-    """Every file under `root` (doit's cache and logs aside) -> digest of its bytes."""
+    """Every file under `root` -> digest of its bytes; logs aside (a refusal may log the
+    Terraform that read the target), and doit's cache (doit writes it on every run)."""
     out = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
         if path.is_file() and not rel.startswith((".stagegraph/logs/", ".stagegraph/doit-db")):
-            if rel in (".stagegraph/last-run.json",) or rel.startswith(".stagegraph/runs/"):
-                continue
             out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
 
@@ -123,6 +122,7 @@ def test_local_to_s3_and_back_moves_state_and_records_and_loses_nothing(
 
     first.doit("deploy")
     assert first.applied_in_last_run() == set()
+    assert "nothing to move: the state is in s3://" in first.doit("move_state").stdout
     second = clone(tmp_path / "second", bucket, s3_env)
     second.doit("deploy")
     assert second.applied_in_last_run() == set()
