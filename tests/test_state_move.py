@@ -355,3 +355,18 @@ def test_a_move_back_killed_while_retiring_the_bucket_completes_on_rerun(
     assert "demo/moved.json" in stored
     project.doit("deploy")
     assert project.applied_in_last_run() == set()
+
+
+def test_a_target_holding_another_deployment_is_refused_and_nothing_changes(
+    tmp_path: Path, bucket: str, s3_env: dict[str, str]
+) -> None:
+    other = clone(tmp_path / "other", bucket, s3_env)  # another deployment already uses demo/
+    other.doit("deploy")
+    theirs = objects(bucket)
+    project = _first_deployed_then_pointed_at_s3(tmp_path, bucket, s3_env)
+    before = tree(project.root)
+    refused = project.doit("move_state", check=False)
+    out = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "Traceback" not in out
+    assert f"s3://{bucket}/demo/ already holds deploy records" in out and "a folder (key) of its own" in out
+    assert tree(project.root) == before and objects(bucket) == theirs
