@@ -6,8 +6,12 @@ STAGEGRAPH_CONFIG environment variable), an environment with `doit env=dev <comm
 package; this file only hands doit its settings and tasks.
 """
 
-from pathlib import Path
+from stagegraph.signals import install_early
 
-from stagegraph.tasks import dodo_namespace
+install_early()  # first: a Ctrl-C while the imports below load is one line, not a traceback
+
+from pathlib import Path  # noqa: E402
+
+from stagegraph.tasks import dodo_namespace  # noqa: E402
 
 globals().update(dodo_namespace(Path(__file__).resolve().parent))

@@ -1,4 +1,5 @@
-"""Shared test setup: the golden-file update flag and paths, and the SOPS tests' age keys."""
+"""Shared test setup: the golden-file update flag and paths, the SOPS tests' age keys, and a
+deployed sandbox per module."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from sandboxproject import SandboxProject
     from test_sops_support import AgeKeys
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,3 +35,13 @@ def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AgeKeys:
     from test_sops_support import make_keys
 
     return make_keys(monkeypatch, tmp_path / "home")
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> SandboxProject:
+    """One fully deployed sandbox per test module (real Terraform), shared by its tests."""
+    from sandboxproject import SandboxProject
+
+    project = SandboxProject.create(tmp_path_factory.mktemp("deployed"))
+    project.doit("deploy")
+    return project

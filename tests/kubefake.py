@@ -15,7 +15,18 @@ does, and is reached through a real kubeconfig file by the real `kubernetes` cli
   no-op a test can see; a stale resourceVersion in an apply is a 409 Conflict;
 - GET, LIST, POST (409 AlreadyExists), DELETE, and Status bodies for 401/404/409/400/415
   shaped like the real ones (`{"kind": "Status", "status": "Failure", "reason": ...}`);
-- bearer-token authentication, from the kubeconfig.
+- bearer-token authentication, from the kubeconfig;
+- PUT (update) as client-go's `Update` sends it: the whole object, refused with 409
+  Conflict when its `metadata.resourceVersion` is stale and 404 when the object is gone
+  (Secrets, ConfigMaps and Leases are not created by an update); DELETE with
+  `preconditions.resourceVersion` in its DeleteOptions body (409 when it moved);
+- Secrets as the real server keeps them: `data` values must be base64 (400 otherwise),
+  `stringData` is folded into `data`; Leases (coordination.k8s.io/v1) with the fields
+  Terraform's kubernetes backend and stagegraph's lock set; a `default` namespace exists
+  from the start, as in every cluster. This is what Terraform's kubernetes backend
+  (client-go: GET/POST/PUT of its state Secret and lock Lease, LIST of Secrets by label)
+  and stagegraph's shared state need; `unknown` lists every request the fake could not
+  route, so a test can assert that real Terraform asked for nothing it does not serve.
 
 - 422 Invalid (a Status with `details.causes`, as the real server answers) for names that
   are not DNS-1123 (labels for Namespace and Service, subdomains otherwise), label values
@@ -38,9 +49,12 @@ unknown fields of custom resources, quotas, RBAC (every valid token may do anyth
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import json
 import re
+import tempfile
 import threading
 import time
 import uuid
@@ -91,6 +105,7 @@ BUILTIN_KINDS = (
     Kind("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
     Kind("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
     Kind("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False),
+    Kind("coordination.k8s.io", "v1", "leases", "Lease", True),
 )
 
 Key = tuple[str, str, str | None, str]  # (apiVersion, plural, namespace, name)
@@ -167,6 +182,7 @@ class FakeKube:
         token: str = "fake-token-for-tests",
         establish_after: float = 0.3,
         terminate_after: float = 0.3,
+        tls: bool = False,
     ) -> None:
         self.git_version = git_version
         self.token = token
@@ -180,9 +196,29 @@ class FakeKube:
         #: per object, per field manager: the last configuration it applied (insertion order).
         self.applied: dict[Key, dict[str, dict[str, Any]]] = {}
         self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
+        #: Requests answered "the server could not find the requested resource" (no route).
+        self.unknown: list[tuple[str, str]] = []
         self._rv = 1000
         self._lock = threading.RLock()
+        namespace = BUILTIN_KINDS[0]
+        self.objects[self._key(namespace, None, "default")] = self._fresh(namespace, None, "default", {})
+        self.objects[self._key(namespace, None, "default")]["status"] = {"phase": "Active"}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        #: PEM of the self-signed certificate the server presents (tls=True), else None.
+        self.ca_pem: bytes | None = None
+        if tls:
+            # client-go (Terraform's kubernetes backend) sends a kubeconfig's credentials
+            # only to an https server, as kubectl does: serve TLS for it.
+            import ssl
+
+            cert, key = _self_signed("127.0.0.1")
+            self.ca_pem = cert
+            with tempfile.TemporaryDirectory() as scratch:
+                (Path(scratch) / "cert.pem").write_bytes(cert)
+                (Path(scratch) / "key.pem").write_bytes(key)
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(Path(scratch) / "cert.pem", Path(scratch) / "key.pem")
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -200,14 +236,17 @@ class FakeKube:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{'https' if self.ca_pem else 'http'}://{host!s}:{port}"
 
     def write_kubeconfig(self, path: Path, context: str = "fake", token: str | None = None) -> Path:
         """A real kubeconfig file whose context points at this server."""
+        cluster: dict[str, str] = {"server": self.url}
+        if self.ca_pem is not None:
+            cluster["certificate-authority-data"] = base64.b64encode(self.ca_pem).decode()
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "fake-cluster", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "fake-cluster", "cluster": cluster}],
             "users": [{"name": "fake-user", "user": {"token": token or self.token}}],
             "contexts": [{"name": context, "context": {"cluster": "fake-cluster", "user": "fake-user"}}],
             "current-context": context,
@@ -357,9 +396,48 @@ class FakeKube:
                 f'{kind.qualified} "{name}" already exists',
                 {"name": name, "group": kind.group, "kind": kind.plural},
             )
-        obj = self._fresh(kind, namespace, name, body)
+        obj = self._fresh(kind, namespace, name, _secret_data(kind, name, body))
         self._store(kind, key, obj)
         return copy.deepcopy(obj)
+
+    def _update(self, kind: Kind, namespace: str | None, name: str, body: Any) -> dict[str, Any]:
+        """PUT: replace the whole object, only at the resourceVersion it names (if any)."""
+        if not isinstance(body, dict):
+            raise ApiStatus(400, "BadRequest", "the body of an update must be an object")
+        meta = body.get("metadata") or {}
+        if meta.get("name") != name:
+            raise ApiStatus(400, "BadRequest", "the name of the object does not match the name on the URL")
+        if kind.namespaced and meta.get("namespace") not in (None, "", namespace):
+            raise ApiStatus(
+                400, "BadRequest", "the namespace of the object does not match the namespace on the URL"
+            )
+        _validate(kind, name, body)
+        key = self._key(kind, namespace, name)
+        current = self._get(kind, namespace, name)
+        wanted = meta.get("resourceVersion")
+        if wanted not in (None, "") and wanted != current["metadata"]["resourceVersion"]:
+            raise ApiStatus(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {kind.qualified} "{name}": the object has been modified; '
+                "please apply your changes to the latest version and try again",
+                {"name": name, "group": kind.group, "kind": kind.plural},
+            )
+        new = _secret_data(kind, name, copy.deepcopy(body))
+        new["apiVersion"], new["kind"] = kind.api_version, kind.kind
+        new_meta = new.setdefault("metadata", {})
+        new_meta.pop("managedFields", None)
+        new_meta.update(name=name, **({"namespace": namespace} if kind.namespaced else {}))
+        new_meta.update({k: current["metadata"][k] for k in _SYSTEM_META if k in current["metadata"]})
+        if "status" in current:
+            new["status"] = copy.deepcopy(current["status"])
+        if _without_bookkeeping(new) == _without_bookkeeping(current):
+            return copy.deepcopy(current)  # a no-op: nothing written, resourceVersion kept
+        if _spec_of(new) != _spec_of(current):
+            new_meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
+        new_meta["resourceVersion"] = self._next_rv()
+        self._store(kind, key, new)
+        return copy.deepcopy(new)
 
     def _fresh(self, kind: Kind, namespace: str | None, name: str, content: dict[str, Any]) -> dict[str, Any]:
         obj = copy.deepcopy(content)
@@ -521,9 +599,23 @@ class FakeKube:
         self._store(kind, key, new)
         return 200, copy.deepcopy(new)
 
-    def _delete(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
+    def _delete(self, kind: Kind, namespace: str | None, name: str, options: Any = None) -> dict[str, Any]:
         key = self._key(kind, namespace, name)
         obj = self._get(kind, namespace, name)
+        wanted = ((options or {}).get("preconditions") or {}) if isinstance(options, dict) else {}
+        for field, have in (
+            ("resourceVersion", obj["metadata"]["resourceVersion"]),
+            ("uid", obj["metadata"]["uid"]),
+        ):
+            if wanted.get(field) not in (None, have):
+                title = field[0].upper() + field[1:]
+                raise ApiStatus(
+                    409,
+                    "Conflict",
+                    f"Precondition failed: {title} in precondition: {wanted[field]}, "
+                    f"{title} in object meta: {have}",
+                    {"name": name, "group": kind.group, "kind": kind.plural},
+                )
         if kind.kind == "Namespace":
             # The namespace controller: Terminating first, its content deleted, then it goes.
             for other in [k for k in self.objects if k[2] == name]:
@@ -562,7 +654,12 @@ class FakeKube:
             self.requests.append((method, parts.path, query))
             if headers.get("Authorization") != f"Bearer {self.token}":
                 raise ApiStatus(401, "Unauthorized", "Unauthorized")
-            return self._route(method, parts.path, query, headers, body)
+            try:
+                return self._route(method, parts.path, query, headers, body)
+            except ApiStatus as exc:
+                if exc.code == 405 or "could not find the requested resource" in str(exc):
+                    self.unknown.append((method, parts.path))
+                raise
 
     def _route(
         self, method: str, path: str, query: dict[str, list[str]], headers: Any, body: bytes
@@ -606,7 +703,9 @@ class FakeKube:
         if method == "GET":
             return 200, copy.deepcopy(self._get(kind, namespace, name))
         if method == "DELETE":
-            return 200, self._delete(kind, namespace, name)
+            return 200, self._delete(kind, namespace, name, _json_or_yaml(body) if body else None)
+        if method == "PUT":
+            return 200, self._update(kind, namespace, name, _json_or_yaml(body))
         if method == "PATCH":
             content_type = str(headers.get("Content-Type", "")).split(";")[0].strip()
             if content_type != APPLY_PATCH:
@@ -728,6 +827,61 @@ def _validate(kind: Kind, name: str, body: dict[str, Any]) -> None:
                 "causes": [{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes],
             },
         )
+
+
+def _self_signed(ip: str) -> tuple[bytes, bytes]:
+    """A certificate (its own CA) for `ip` and its key, both PEM."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubefake")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def _secret_data(kind: Kind, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A Secret as the real server stores it: `stringData` folded into base64 `data`."""
+    if kind.kind != "Secret":
+        return body
+    body = copy.deepcopy(body)
+    data = dict(body.get("data") or {})
+    for key, value in data.items():
+        try:
+            base64.b64decode(str(value), validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiStatus(
+                400,
+                "BadRequest",
+                f'Secret in version "v1" cannot be handled as a Secret: illegal base64 data at key {key!r}',
+            ) from None
+    for key, value in (body.pop("stringData", None) or {}).items():
+        data[key] = base64.b64encode(str(value).encode()).decode()
+    if data:
+        body["data"] = data
+    return body
 
 
 def _without_bookkeeping(obj: dict[str, Any]) -> dict[str, Any]:

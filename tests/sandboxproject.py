@@ -36,6 +36,17 @@ BUILTIN_STAGE_NAMES = [
 ]
 
 
+def git(cwd: Path, *args: str) -> str:
+    """`git ARGS` in `cwd` with a throwaway identity; its stdout (raises on failure)."""
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
 @dataclass
 class SandboxProject:
     root: Path

@@ -7,6 +7,7 @@ argo-jupyter-scheduler) is replaced by small fake modules for the duration of th
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import types
 from collections.abc import Iterator
@@ -63,3 +64,16 @@ def z2jh(values: dict[str, Any]) -> types.ModuleType:
 def unescape(text: str) -> str:
     """Terraform's view of a literal: `$${` is `${`."""
     return text.replace("$${", "${").replace("%%{", "%{")
+
+
+def profile_list(values: dict[str, Any], user: Any) -> list[dict[str, Any]]:
+    """Run the hub's rendered 03-profiles.py as z2jh does and ask its `profile_list` for `user`
+    (a stand-in with `name`, `groups` and `async get_auth_state()`, as JupyterHub's User)."""
+    c = types.SimpleNamespace(KubeSpawner=types.SimpleNamespace())
+    script = unescape(values["hub"]["extraConfig"]["03-profiles.py"])
+    with fake_modules(z2jh=z2jh(values)):
+        exec(compile(script, "03-profiles.py", "exec"), {"c": c})
+        result: list[dict[str, Any]] = asyncio.run(
+            c.KubeSpawner.profile_list(types.SimpleNamespace(user=user))
+        )
+    return result

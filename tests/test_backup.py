@@ -85,7 +85,13 @@ def test_doit_backup_applies_the_cronjob_and_starts_a_job(fake: FakeKube, tmp_pa
     project = SandboxProject.create(tmp_path / "p")
     kubeconfig = fake.write_kubeconfig(tmp_path / "kubeconfig")
     project.edit_config(
-        lambda c: (c.pop("sandbox", None), c.update(provider="existing", existing={"kube_context": "fake"}))
+        lambda c: (
+            c.pop("sandbox", None),
+            # Local records (seeded below): `type: remote` on existing would keep them in the cluster.
+            c.update(
+                provider="existing", existing={"kube_context": "fake"}, terraform_state={"type": "local"}
+            ),
+        )
     )
     # What 02-infrastructure records after it applied against a cluster: where its kubeconfig is.
     RecordStore(project.state_dir).record_success(

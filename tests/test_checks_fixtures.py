@@ -50,7 +50,7 @@ def test_every_fixture_render_passes_every_check(path: Path) -> None:
 def test_the_checks_see_every_release_and_manifest_of_a_full_render() -> None:
     """Guards against a check that passes because it found nothing to look at."""
     from stagegraph.checks.kubeobjects import KubeObject, objects_of
-    from stagegraph.checks.tfeval import resources
+    from stagegraph.checks.tfresources import resources
 
     shared_charts()
     stages = render_file(ROOT / "nebari-config.yaml")

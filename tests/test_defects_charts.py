@@ -53,9 +53,16 @@ def _splice(value: str) -> Any:
     return yaml.safe_load(text)["env"]
 
 
+DEV_FILE = "security:\n  keycloak:\n    overrides:\n      database:\n        vendor: dev-file\n"
+
+
+# The volumes exist only where Keycloak keeps its dev-file database (PostgreSQL needs none).
 @pytest.mark.parametrize("key", ["extraEnv", "extraVolumes", "extraVolumeMounts"])
 def test_keycloak_extra_lists_splice_into_the_statefulset_as_list_items(key: str) -> None:
-    value = _values(render_file(DEFAULT), "05-kubernetes-keycloak", "keycloak_values")[key]
+    base = DEFAULT.read_text()
+    text = base if key == "extraEnv" else base.replace("\nsecurity:\n", "\n" + DEV_FILE, 1)
+    assert text != base or key == "extraEnv"
+    value = _values(render_text(text), "05-kubernetes-keycloak", "keycloak_values")[key]
     spliced = _splice(value)
     assert len(spliced) > 1 and all(isinstance(item, dict) for item in spliced)
     if key == "extraEnv":
@@ -121,3 +128,16 @@ def test_an_unknown_ingress_override_is_refused_naming_the_known_ones() -> None:
         "ingress.terraform_overrides.load-balancer-ips: unknown key; did you mean 'load-balancer-ip'?"
         in str(caught.value)
     )
+
+
+def test_resource_lists_are_kubernetes_names_not_chart_values() -> None:
+    # minio's values.yaml shows `resources.requests.memory` only; `cpu` is still a request
+    # the chart passes to the container. A misspelt parent is still the chart's to judge.
+    from stagegraph.checks.helmvalues import unknown_keys
+
+    defaults = {"resources": {"requests": {"memory": "16Gi"}}, "mode": "distributed"}
+    values = {
+        "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"nvidia.com/gpu": 1}},
+        "resource": {"requests": {"cpu": "1"}},
+    }
+    assert list(unknown_keys(values, defaults, None)) == ["resource"]

@@ -21,14 +21,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ALL = BUILTIN_STAGE_NAMES
 
 
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory) -> SandboxProject:
-    """One fully deployed sandbox, shared by the read-only tests of this module."""
-    project = SandboxProject.create(tmp_path_factory.mktemp("deployed"))
-    project.doit("deploy")
-    return project
-
-
 def test_first_deploy_applies_every_stage_and_records_typed_outputs(deployed: SandboxProject) -> None:
     records = deployed.records()
     assert sorted(records) == sorted(ALL)
@@ -187,10 +179,11 @@ def test_concurrent_deploy_is_refused_at_once(fresh: SandboxProject) -> None:
 
 def test_destroy_in_reverse_order_stops_on_failure_resumes_and_keeps(fresh: SandboxProject) -> None:
     fresh.doit("deploy")
-    # Break 07's destroy: its directory no longer parses.
-    main = fresh.root / "stages" / "07-kubernetes-services" / "main.tf.json"
-    good = main.read_text()
-    main.write_text("{ not json")
+    # Break 07's destroy where only Terraform sees it (the render is checked before any
+    # stage is destroyed, see test_destroy_preflight): a hand-added file with a reference
+    # to nothing.
+    broken = fresh.root / "stages" / "07-kubernetes-services" / "zz-by-hand.tf.json"
+    broken.write_text(json.dumps({"output": {"x": {"value": "${terraform_data.nope.output}"}}}))
     proc = fresh.doit("-n", "1", "destroy", "--keep", "02-infrastructure", check=False)
     assert proc.returncode != 0
     records = fresh.records()
@@ -200,7 +193,7 @@ def test_destroy_in_reverse_order_stops_on_failure_resumes_and_keeps(fresh: Sand
     assert records["07-kubernetes-services"]["status"] == "failed"
     for name in ALL[:6]:
         assert records[name]["status"] == "applied", name
-    main.write_text(good)
+    broken.unlink()
     fresh.doit("-n", "1", "destroy", "--keep", "02-infrastructure")
     records = fresh.records()
     order = [s["stage"] for s in fresh.last_run()["stages"] if s["status"] == "destroyed"]

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from sandboxproject import BUILTIN_STAGE_NAMES, ROOT, SandboxProject
+from sandboxproject import BUILTIN_STAGE_NAMES, ROOT, SandboxProject, git
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -28,16 +27,6 @@ def _write_env(project: SandboxProject, env: str, change: Any) -> Path:
     path = project.root / f"nebari-config.{env}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
 
 
 def _snapshot(home: Path) -> dict[str, Any]:
@@ -64,9 +53,9 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[SandboxProject, P
     )
     # This repository's own .gitignore: a deploy of it, or of an environment, leaves git clean.
     shutil.copy(ROOT / ".gitignore", a.root / ".gitignore")
-    _git(a.root, "init", "-q", ".")
-    _git(a.root, "add", "-A")
-    _git(a.root, "commit", "-qm", "configs")
+    git(a.root, "init", "-q", ".")
+    git(a.root, "add", "-A")
+    git(a.root, "commit", "-qm", "configs")
     first = a.popen("deploy")
     second = a.popen("env=dev", "deploy")
     out_first, _ = first.communicate(timeout=900)
@@ -98,7 +87,7 @@ def test_each_config_owns_its_folder(folders: tuple[SandboxProject, Path]) -> No
     # b's deploy wrote nothing of its own into a (a's files stayed a's).
     assert not (a.root / "other").exists() and not list(a.root.glob("*.tfstate"))
     # Deploying this repository's own config and an environment leaves its git tree clean.
-    assert _git(a.root, "status", "--porcelain") == ""
+    assert git(a.root, "status", "--porcelain") == ""
 
 
 def test_a_change_to_one_environment_reapplies_only_its_own_stages(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubefake import FakeKube
 
 from stagegraph.errors import DeployError
@@ -242,9 +243,13 @@ def _project(tmp_path: Path, kubeconfig: Path) -> Any:
     root = tmp_path / "project"
     (root / "lockfiles").mkdir(parents=True)
     shutil.copy(ROOT / "lockfiles" / "versions.yaml", root / "lockfiles" / "versions.yaml")
-    shutil.copy(
-        ROOT / "tests" / "fixtures" / "configs" / "nebari-existing.happy.yaml", root / "nebari-config.yaml"
+    config = yaml.safe_load(
+        (ROOT / "tests" / "fixtures" / "configs" / "nebari-existing.happy.yaml").read_text()
     )
+    # Local state and records: this is about the preflight, not where state is shared
+    # (`type: remote` on existing keeps records in the cluster, test_shared_state.py).
+    config["terraform_state"] = {"type": "local"}
+    (root / "nebari-config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     project = Project.discover(root, None, env={})
     now = datetime.now(UTC)
     outputs = {

@@ -8,6 +8,7 @@ provider for `existing`) and then connects through the outputs 02 recorded.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,8 +33,19 @@ FIELD = "existing.kube_context in nebari-config.yaml"
 
 @pytest.fixture
 def fake() -> Iterator[FakeKube]:
-    with FakeKube() as server:
+    # TLS: Terraform's kubernetes backend (client-go) sends the kubeconfig's token only
+    # to an https server.
+    with FakeKube(tls=True) as server:
         yield server
+
+
+def cluster_records(fake: FakeKube) -> dict[str, Any]:
+    """The deploy records an `existing` deployment keeps in its cluster (ConfigMaps)."""
+    return {
+        cm["metadata"]["annotations"]["stagegraph.nebari.dev/stage"]: json.loads(cm["data"]["record.json"])
+        for name in fake.names("v1", "configmaps", "default")
+        if (cm := fake.get("v1", "configmaps", "default", name)) is not None
+    }
 
 
 def kubeconfig(
@@ -224,7 +236,16 @@ def test_existing_deploy_takes_kubeconfig_from_the_environment_and_reaches_the_c
     )
 
     p.doit("deploy", "--stop-at", "02-infrastructure")
-    outputs = p.records()["02-infrastructure"]["outputs"]
+    # `terraform_state.type: remote` on existing, as Nebari does: Terraform's kubernetes
+    # backend keeps each stage's state in a Secret, stagegraph its records beside it.
+    assert fake.names("v1", "secrets", "default") == [
+        "tfstate-default-demo-dev-01-terraform-state",
+        "tfstate-default-demo-dev-02-infrastructure",
+    ]
+    assert not (p.state_dir / "records").exists()
+    assert set(cluster_records(fake)) == {"01-terraform-state", "02-infrastructure"}
+    assert fake.get("coordination.k8s.io/v1", "leases", "default", "stagegraph-demo-dev-lock") is None
+    outputs = cluster_records(fake)["02-infrastructure"]["outputs"]
     assert (outputs["kubeconfig_path"], outputs["kube_context"]) == (str(first), "fake")
     assert outputs["cluster_name"] == "fake"
     # The stages after 02 reach the cluster through what 02 recorded (the fake answers).
@@ -234,19 +255,27 @@ def test_existing_deploy_takes_kubeconfig_from_the_environment_and_reaches_the_c
     # The rendered stage holds no machine path: it stays the same for every user.
     rendered = next(p.root.rglob("02-infrastructure/existing/main.tf.json")).read_text()
     assert str(tmp_path) not in rendered and "${var.kubeconfig_path}" in rendered
+    backend = json.loads(next(p.root.rglob("02-infrastructure/existing/backend.tf.json")).read_text())
+    assert backend["terraform"]["backend"] == {
+        "kubernetes": {
+            "load_config_file": True,
+            "namespace": "default",
+            "secret_suffix": "demo-dev-02-infrastructure",
+        }
+    }
 
     # Another KUBECONFIG is another input: 02 is stale, and re-applies to the new file.
     p.extra_env["KUBECONFIG"] = str(other)
     assert "var:kubeconfig_path: changed" in p.doit("why", "02-infrastructure").stdout
     p.doit("deploy", "--stop-at", "02-infrastructure")
     assert "02-infrastructure" in p.applied_in_last_run()
-    outputs = p.records()["02-infrastructure"]["outputs"]
+    outputs = cluster_records(fake)["02-infrastructure"]["outputs"]
     assert (outputs["kubeconfig_path"], outputs["kube_context"]) == (str(other), "other")
 
     # The config's context and file win over the environment.
     p.edit_config(lambda c: c.update(existing={"kube_context": "fake", "kubeconfig": "../kube/first.yaml"}))
     p.doit("deploy", "--stop-at", "02-infrastructure")
-    outputs = p.records()["02-infrastructure"]["outputs"]
+    outputs = cluster_records(fake)["02-infrastructure"]["outputs"]
     assert (outputs["kubeconfig_path"], outputs["kube_context"]) == (str(first), "fake")
 
     # A context that is not there: one line naming the file and the context, nothing applied.

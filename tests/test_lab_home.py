@@ -9,11 +9,9 @@ volumes, with the rendered skeleton ConfigMap laid out the way Kubernetes mounts
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
-import sys
 import types
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from unittest import mock
 
 import pytest
 import yaml
+from scriptfakes import profile_list, unescape
 
 from stagegraph.lockfile import load_lockfile
 from stagegraph.render import render_stage
@@ -41,24 +40,7 @@ def _doc(jhub_apps: bool | None = None) -> dict[str, Any]:
     return doc
 
 
-def _unescape(text: str) -> str:
-    """Terraform's view of a literal: `$${` is `${`."""
-    return text.replace("$${", "${").replace("%%{", "%{")
-
-
 def _pod(values: dict[str, Any], username: str) -> dict[str, Any]:
-    def get_config(key: str, default: Any = None) -> Any:
-        node: Any = values
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return node
-
-    z2jh = types.ModuleType("z2jh")
-    z2jh.get_config = get_config  # type: ignore[attr-defined]
-    c = types.SimpleNamespace(KubeSpawner=types.SimpleNamespace())
-
     class _User:
         name = username
         groups: tuple[Any, ...] = ()
@@ -66,13 +48,7 @@ def _pod(values: dict[str, Any], username: str) -> dict[str, Any]:
         async def get_auth_state(self) -> dict[str, Any]:
             return {}
 
-    with mock.patch.dict(sys.modules, {"z2jh": z2jh}):
-        exec(
-            compile(_unescape(values["hub"]["extraConfig"]["03-profiles.py"]), "03-profiles.py", "exec"),
-            {"c": c},
-        )
-        profiles = asyncio.run(c.KubeSpawner.profile_list(types.SimpleNamespace(user=_User())))
-    override: dict[str, Any] = profiles[0]["kubespawner_override"]
+    override: dict[str, Any] = profile_list(values, _User())[0]["kubespawner_override"]
     return override
 
 
@@ -100,13 +76,13 @@ def test_skeleton_files_land_in_a_new_home_and_never_overwrite_edits(tmp_path: P
     doc = _doc()
     skel = doc["resource"]["kubernetes_config_map"]["etc_skel"]["data"]
     assert set(skel) == {".bashrc", ".profile", ".bash_logout"}
-    _mount_config_map(tmp_path / "skel", {k: _unescape(v) for k, v in skel.items()})
+    _mount_config_map(tmp_path / "skel", {k: unescape(v) for k, v in skel.items()})
     pod = _pod(doc["locals"]["jupyterhub_values"], "alice")
     assert {"name": "skel", "configMap": {"name": "etc-skel"}} in pod["volumes"]
     _run_init(pod, tmp_path)
     home = tmp_path / "home" / "home" / "alice"
     assert sorted(p.name for p in home.iterdir()) == [".bash_logout", ".bashrc", ".profile"]
-    assert (home / ".bashrc").read_text() == _unescape(skel[".bashrc"])
+    assert (home / ".bashrc").read_text() == unescape(skel[".bashrc"])
     assert not (home / "..data").exists()
     (home / ".bashrc").write_text("# mine\n")
     _run_init(pod, tmp_path)
@@ -120,7 +96,7 @@ def test_ipython_reads_its_system_config_from_etc_ipython() -> None:
     doc = _doc()
     mounts = doc["locals"]["jupyterhub_values"]["custom"]["config-mounts"]
     assert {"name": "etc-ipython", "kind": "configmap", "mount_path": "/etc/ipython"} in mounts
-    script = _unescape(doc["resource"]["kubernetes_config_map"]["etc_ipython"]["data"]["ipython_config.py"])
+    script = unescape(doc["resource"]["kubernetes_config_map"]["etc_ipython"]["data"]["ipython_config.py"])
     c = types.SimpleNamespace(HistoryManager=types.SimpleNamespace())
     with mock.patch.dict(os.environ, {"NB_UMASK": "0002"}), mock.patch("os.umask") as umask:
         exec(compile(script, "ipython_config.py", "exec"), {"c": c})

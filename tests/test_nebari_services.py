@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from test_roles_effect import _Config, _module, _modules
+from scriptfakes import Config, fake_modules, module, z2jh
 
 from stagegraph.configfile import load_config
 from stagegraph.lockfile import load_lockfile
@@ -176,26 +176,17 @@ def test_the_launcher_script_registers_the_links() -> None:
         ]
     )
     values = doc["locals"]["jupyterhub_values"]
-
-    def get_config(key: str, default: Any = None) -> Any:
-        node: Any = values
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return node
-
-    c = _Config()
+    c = Config()
     c.JupyterHub.services = [{"name": "dask-gateway"}]  # z2jh adds hub.services first
     c.JupyterHub.template_paths = []
     fakes = {
-        "z2jh": _module("z2jh", get_config=get_config),
-        "jhub_apps": _module("jhub_apps", theme_template_paths=[]),
-        "jhub_apps.configuration": _module("jhub_apps.configuration", install_jhub_apps=lambda c, **_: c),
-        "kubespawner": _module("kubespawner", KubeSpawner=object),
+        "z2jh": z2jh(values),
+        "jhub_apps": module("jhub_apps", theme_template_paths=[]),
+        "jhub_apps.configuration": module("jhub_apps.configuration", install_jhub_apps=lambda c, **_: c),
+        "kubespawner": module("kubespawner", KubeSpawner=object),
     }
     script = values["hub"]["extraConfig"]["05-jhub-apps.py"].replace("$${", "${")
-    with _modules(**fakes):
+    with fake_modules(**fakes):
         exec(compile(script, "05-jhub-apps.py", "exec"), {"c": c})
     tiles = {s["name"]: s["info"]["url"] for s in c.JupyterHub.services if s.get("display")}
     assert tiles == {

@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from sandboxproject import git
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -40,17 +41,7 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Complete
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-
-def test_new_deployment_deploys_offline_and_keeps_state_out_of_git(tmp_path: Path) -> None:
+def test_new_deployment_deploys_offline_and_keeps_state_out_ofgit(tmp_path: Path) -> None:
     env = _env(tmp_path)
     target = tmp_path / "team-platform"
     script = Path(sys.executable).parent / "stagegraph"
@@ -73,16 +64,16 @@ def test_new_deployment_deploys_offline_and_keeps_state_out_of_git(tmp_path: Pat
     assert (target / "stages" / "04-kubernetes-ingress" / "terraform.tfstate").exists()
 
     # The render is committed; state, records and logs are not; a no-op deploy leaves git clean.
-    _git(target, "init", "-q", ".")
-    _git(target, "add", "-A")
-    tracked = _git(target, "ls-files").split()
+    git(target, "init", "-q", ".")
+    git(target, "add", "-A")
+    tracked = git(target, "ls-files").split()
     assert "stages/04-kubernetes-ingress/main.tf.json" in tracked
     assert "secrets/keycloak.enc.yaml" in tracked
     assert not [t for t in tracked if "tfstate" in t or t.startswith(".stagegraph/") or "/.terraform/" in t]
-    _git(target, "commit", "-qm", "new deployment")
+    git(target, "commit", "-qm", "new deployment")
     again = _run([sys.executable, "-m", "doit", "deploy"], target, env)
     assert again.returncode == 0 and "10 skipped" in again.stdout
-    assert _git(target, "status", "--porcelain") == ""
+    assert git(target, "status", "--porcelain") == ""
 
     # An existing deployment is never overwritten.
     before = (target / "nebari-config.yaml").read_bytes()

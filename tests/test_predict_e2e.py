@@ -54,13 +54,6 @@ def change_then_compare(
     return applied, plan
 
 
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory) -> SandboxProject:
-    project = SandboxProject.create(tmp_path_factory.mktemp("predict"))
-    project.doit("deploy")
-    return project
-
-
 def test_domain_change_status_plan_and_deploy_agree(deployed: SandboxProject) -> None:
     rows = status_rows(deployed)
     assert all(state == "applied" for state, _ in rows.values())

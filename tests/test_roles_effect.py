@@ -24,10 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
-import types
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -35,6 +31,7 @@ from unittest import mock
 import jmespath
 import pytest
 import yaml
+from scriptfakes import Config, fake_modules, module, z2jh
 
 from stagegraph.errors import RenderError
 from stagegraph.lockfile import load_lockfile
@@ -94,58 +91,18 @@ class _FakeGenericOAuthenticator:
         return bool(groups & self.allowed_groups)
 
 
-class _Section(types.SimpleNamespace):
-    pass
-
-
-class _Config(dict[str, _Section]):
-    """traitlets' Config as scripts use it: `c.Class.trait = value`."""
-
-    def __getattr__(self, name: str) -> _Section:
-        return self.setdefault(name, _Section())
-
-
-@contextmanager
-def _modules(**mods: types.ModuleType) -> Iterator[None]:
-    saved = {name: sys.modules.get(name) for name in mods}
-    sys.modules.update(mods)
-    try:
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                del sys.modules[name]
-            else:
-                sys.modules[name] = old
-
-
-def _module(name: str, **attrs: Any) -> types.ModuleType:
-    mod = types.ModuleType(name)
-    for key, value in attrs.items():
-        setattr(mod, key, value)
-    return mod
-
-
 def hub_login(values: dict[str, Any], username: str, groups: list[str], roles: set[str]) -> dict[str, Any]:
     """Run every hub extraConfig script in z2jh's order, then log a user in."""
 
-    def get_config(key: str, default: Any = None) -> Any:
-        node: Any = values
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return node
-
-    c = _Config()
+    c = Config()
     fakes = {
-        "z2jh": _module("z2jh", get_config=get_config),
-        "oauthenticator": _module("oauthenticator"),
-        "oauthenticator.generic": _module(
+        "z2jh": z2jh(values),
+        "oauthenticator": module("oauthenticator"),
+        "oauthenticator.generic": module(
             "oauthenticator.generic", GenericOAuthenticator=_FakeGenericOAuthenticator
         ),
     }
-    with _modules(**fakes):
+    with fake_modules(**fakes):
         for key, script in sorted(values["hub"]["extraConfig"].items()):
             exec(compile(script.replace("$${", "${"), key, "exec"), {"c": c})
     authenticator_class = c.JupyterHub.authenticator_class
@@ -173,15 +130,15 @@ def conda_store_bindings(
     class _Base:
         pass
 
-    c = _Config()
+    c = Config()
     fakes = {
-        "requests": _module("requests"),
-        "conda_store_server": _module("conda_store_server", api=object()),
-        "conda_store_server._internal": _module("conda_store_server._internal"),
-        "conda_store_server._internal.server": _module("conda_store_server._internal.server"),
-        "conda_store_server._internal.server.dependencies": _module("d", get_conda_store=None),
-        "conda_store_server.server": _module("conda_store_server.server", schema=object()),
-        "conda_store_server.server.auth": _module("a", GenericOAuthAuthentication=_Base),
+        "requests": module("requests"),
+        "conda_store_server": module("conda_store_server", api=object()),
+        "conda_store_server._internal": module("conda_store_server._internal"),
+        "conda_store_server._internal.server": module("conda_store_server._internal.server"),
+        "conda_store_server._internal.server.dependencies": module("d", get_conda_store=None),
+        "conda_store_server.server": module("conda_store_server.server", schema=object()),
+        "conda_store_server.server.auth": module("a", GenericOAuthAuthentication=_Base),
     }
     script = data["conda_store_config.py"].replace("$${", "${")
     namespace: dict[str, Any] = {"c": c}
@@ -190,8 +147,11 @@ def conda_store_bindings(
     assert reads in script
     script = script.replace(reads, "")
     namespace["settings"] = settings
-    # The pod takes its client secret from 06's Kubernetes secret; any value does here.
-    with _modules(**fakes), mock.patch.dict(os.environ, {"CONDA_STORE_OAUTH_CLIENT_SECRET": "unused"}):
+    # The pod takes its secrets (06's client secret, its databases' passwords) from
+    # Kubernetes secrets; any value does here.
+    pod = doc["locals"]["conda_store_server_manifest"]["spec"]["template"]["spec"]
+    env = {e["name"]: "unused" for e in pod["containers"][0]["env"]}
+    with fake_modules(**fakes), mock.patch.dict(os.environ, env):
         exec(compile(script, "conda_store_config.py", "exec"), namespace)
     assert c.CondaStoreServer.authentication_class is namespace["NebariAuthentication"]
     bindings: dict[str, Any] = namespace["role_bindings"](

@@ -7,17 +7,15 @@ tests/golden/<config>/07-kubernetes-services/ (tests/test_render_golden.py owns 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from confmutate import SERVICE_SECTIONS, is_secret_ref
+from scriptfakes import profile_list
 
 from stagegraph.configfile import load_config
 from stagegraph.errors import RenderError
@@ -156,27 +154,7 @@ class _User:
 
 def _profile_list(values: dict[str, Any], user: _User) -> list[dict[str, Any]]:
     """Run the hub's rendered PROFILES script with a stand-in z2jh module (the chart's helper)."""
-    z2jh = types.ModuleType("z2jh")
-
-    def get_config(key: str, default: Any = None) -> Any:
-        node: Any = values
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return node
-
-    z2jh.get_config = get_config  # type: ignore[attr-defined]
-    c = types.SimpleNamespace(KubeSpawner=types.SimpleNamespace())
-    script = values["hub"]["extraConfig"]["03-profiles.py"].replace("$${", "${")
-    sys.modules["z2jh"] = z2jh
-    try:
-        exec(compile(script, "03-profiles.py", "exec"), {"c": c})
-        spawner = types.SimpleNamespace(user=user)
-        result: list[dict[str, Any]] = asyncio.run(c.KubeSpawner.profile_list(spawner))
-        return result
-    finally:
-        del sys.modules["z2jh"]
+    return profile_list(values, user)
 
 
 def _hub_values(config: NebariConfig) -> dict[str, Any]:
@@ -301,6 +279,7 @@ def test_all_services_on_in_the_explicit_config() -> None:
         "loki",
         "promtail",
         "loki_minio",
+        "conda_store_minio",
     }
     assert set(doc["output"]["urls"]["value"]) == {
         "jupyterhub",

@@ -1,26 +1,28 @@
-"""Shared state on S3: two clones of one deployment against a local S3 server (moto) on loopback.
+"""Shared state for teams: two clones of one deployment against each shared store.
 
-Terraform's own S3 backend keeps every stage's state in the bucket, stagegraph keeps its
-records and lock next to it. The endpoint reaches both through `AWS_ENDPOINT_URL_S3`.
+Every scenario runs twice, with real Terraform:
+- `s3`: Terraform's S3 backend against a local S3 server (moto) on loopback, reached
+  through `AWS_ENDPOINT_URL_S3`; records and lock are objects beside the state;
+- `kube`: Terraform's kubernetes backend against the FAKE Kubernetes API (`kubefake`, a
+  stand-in served over TLS and reached through a real kubeconfig); state in Secrets,
+  records in ConfigMaps, the lock in a Lease.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import textwrap
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from kubefake import FakeKube
 from sandboxproject import SandboxProject
+from sharedstores import KubeShared, S3Shared, Shared, point_at, start_holder
 from test_secrets_canary_e2e import CANARY
 from test_secrets_canary_e2e import project as canary_project  # noqa: F401 (fixture: SOPS canary)
 
@@ -51,49 +53,28 @@ def s3_env() -> Iterator[dict[str, str]]:
     server.stop()
 
 
-@pytest.fixture
-def bucket(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
-    for name, value in s3_env.items():
-        monkeypatch.setenv(name, value)
-    name = f"team-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=name)
-    return name
+@pytest.fixture(params=["s3", "kube"])
+def shared(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Shared]:
+    if request.param == "s3":
+        env = request.getfixturevalue("s3_env")
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        bucket = f"team-{uuid.uuid4().hex[:12]}"
+        boto3.client("s3").create_bucket(Bucket=bucket)
+        yield S3Shared(bucket, env)
+        return
+    with FakeKube(tls=True) as fake:
+        kube = KubeShared(fake, fake.write_kubeconfig(tmp_path / "kube" / "config"))
+        yield kube
+        # Real Terraform and stagegraph asked only for what the fake serves.
+        assert fake.unknown == []
 
 
-def objects(bucket: str) -> dict[str, bytes]:
-    s3 = boto3.client("s3")
-    listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
-    return {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
-
-
-def clone(where: Path, bucket: str, env: dict[str, str], **state: Any) -> SandboxProject:
+def clone(where: Path, shared: Shared, **state: object) -> SandboxProject:
     """A fresh copy of the deployment folder: config and pins, no local records or state."""
-    return make_remote(SandboxProject.create(where), bucket, env, **state)
-
-
-def make_remote(project: SandboxProject, bucket: str, env: dict[str, str], **state: Any) -> SandboxProject:
-    """Point the project's state (Terraform's and stagegraph's) at `bucket`."""
-    project.extra_env.update(env)
-
-    def remote(config: dict[str, Any]) -> None:
-        config["terraform_state"] = {
-            "type": "existing",
-            "backend": "s3",
-            "config": {
-                "bucket": bucket,
-                "key": "demo",
-                "region": "us-east-1",
-                "use_path_style": "true",
-                "skip_credentials_validation": "true",
-                "skip_requesting_account_id": "true",
-                "skip_metadata_api_check": "true",
-                "skip_region_validation": "true",
-            },
-            **state,
-        }
-
-    project.edit_config(remote)
-    return project
+    return point_at(SandboxProject.create(where), shared, **state)
 
 
 def retitle(project: SandboxProject, title: str) -> None:
@@ -101,19 +82,21 @@ def retitle(project: SandboxProject, title: str) -> None:
 
 
 def test_second_clone_knows_what_is_applied_and_a_change_from_it_is_a_noop_from_the_first(
-    tmp_path: Path, bucket: str, s3_env: dict[str, str]
+    tmp_path: Path, shared: Shared
 ) -> None:
-    first = clone(tmp_path / "first", bucket, s3_env)
+    first = clone(tmp_path / "first", shared)
     first.doit("deploy")
     assert len(first.applied_in_last_run()) == ALL_APPLIED
-    stored = objects(bucket)
-    # Terraform's S3 backend keeps the state, stagegraph its records, side by side.
-    assert "demo/07-kubernetes-services.tfstate" in stored
-    assert "demo/records/07-kubernetes-services.json" in stored
-    assert "demo/lock.json" not in stored  # released
+    # Terraform's backend keeps the state, stagegraph its records, side by side.
+    assert "07-kubernetes-services" in shared.state()
+    assert shared.record("07-kubernetes-services") is not None
+    assert not shared.lock_held()  # released
     assert not (first.state_dir / "records").exists()  # nothing local is the truth
+    # The rendered stage carries its backend, so it deploys by hand as well.
+    backend = json.loads(next(first.root.rglob("07-kubernetes-services/backend.tf.json")).read_text())
+    assert set(backend["terraform"]["backend"]) == {"s3" if shared.name == "s3" else "kubernetes"}
 
-    second = clone(tmp_path / "second", bucket, s3_env)
+    second = clone(tmp_path / "second", shared)
     second.doit("deploy")
     assert second.applied_in_last_run() == set()
 
@@ -124,43 +107,18 @@ def test_second_clone_knows_what_is_applied_and_a_change_from_it_is_a_noop_from_
     retitle(first, "Team demo")
     first.doit("deploy")
     assert first.applied_in_last_run() == set()
-    record = json.loads(objects(bucket)["demo/records/07-kubernetes-services.json"])
-    assert record["status"] == "applied"
-
-
-HOLDER = textwrap.dedent(
-    """
-    import sys, time
-    from stagegraph.sharedstate import Lease, S3Client, S3Location, S3Lock
-    where = S3Location(bucket=sys.argv[1], prefix="demo", region="us-east-1", path_style=True)
-    lock = S3Lock(S3Client(where), "deploy", Lease(lease_s=float(sys.argv[2]), wait_s=0))
-    lock.acquire()
-    print("held", flush=True)
-    time.sleep(120)
-    """
-)
-
-
-def start_holder(bucket: str, lease_s: float, env: dict[str, str]) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, bucket, str(lease_s)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **env},
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "held"
-    return proc
+    record = shared.record("07-kubernetes-services")
+    assert record is not None and record["status"] == "applied"
 
 
 def test_a_live_holder_is_named_after_the_bounded_wait_and_a_killed_one_expires(
-    tmp_path: Path, bucket: str, s3_env: dict[str, str]
+    tmp_path: Path, shared: Shared
 ) -> None:
     lease = 2.0
-    holder = start_holder(bucket, lease, s3_env)
+    holder = start_holder(shared, lease)
     try:
         # Waiting longer than the lease: the holder's renewals keep it.
-        waiting = clone(tmp_path / "ci", bucket, s3_env, lock_wait_s=lease * 2)
+        waiting = clone(tmp_path / "ci", shared, lock_wait_s=lease * 2)
         started = time.monotonic()
         refused = waiting.doit("deploy", check=False)
         waited = time.monotonic() - started
@@ -168,29 +126,28 @@ def test_a_live_holder_is_named_after_the_bounded_wait_and_a_killed_one_expires(
         out = refused.stdout + refused.stderr
         assert f"pid {holder.pid}" in out and socket.gethostname() in out
         assert "holds the shared lock" in out and "waited 4s" in out
+        assert shared.where() in out
         assert waited >= lease * 2
         assert "Traceback" not in out
-        assert not any(k.endswith(".tfstate") for k in objects(bucket))  # nothing applied
+        assert shared.state() == {}  # nothing applied
 
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=10)
         # Its lock outlives it, then expires and is taken over within the wait.
-        assert "demo/lock.json" in objects(bucket)
-        taker = clone(tmp_path / "taker", bucket, s3_env, lock_wait_s=lease * 5)
+        assert shared.lock_held()
+        taker = clone(tmp_path / "taker", shared, lock_wait_s=lease * 5)
         taker.doit("deploy")
         assert len(taker.applied_in_last_run()) == ALL_APPLIED
-        assert "demo/lock.json" not in objects(bucket)
+        assert not shared.lock_held()
     finally:
         if holder.poll() is None:
             holder.kill()
             holder.wait(timeout=10)
 
 
-def test_concurrent_deploys_one_wins_the_other_is_refused_naming_it(
-    tmp_path: Path, bucket: str, s3_env: dict[str, str]
-) -> None:
-    a = clone(tmp_path / "a", bucket, s3_env)
-    b = clone(tmp_path / "b", bucket, s3_env)
+def test_concurrent_deploys_one_wins_the_other_is_refused_naming_it(tmp_path: Path, shared: Shared) -> None:
+    a = clone(tmp_path / "a", shared)
+    b = clone(tmp_path / "b", shared)
     runs = [p.popen("deploy") for p in (a, b)]
     outputs = [r.communicate(timeout=300)[0] for r in runs]
     codes = sorted(r.returncode for r in runs)
@@ -205,26 +162,27 @@ def test_concurrent_deploys_one_wins_the_other_is_refused_naming_it(
 CRASH = textwrap.dedent(
     """
     import os, signal
-    from stagegraph import sharedstate
-    put = sharedstate.S3Client.put
-    def crashing_put(self, name, data, **kw):
-        if name == "records/" + os.environ["CRASH_BEFORE_RECORD"] + ".json":
+    from stagegraph.sharedstate import records
+    write = records.SharedRecordStore._write
+    def crashing_write(self, path, data):
+        if path == self.path(os.environ["CRASH_BEFORE_RECORD"]):
             os.kill(os.getpid(), signal.SIGKILL)
-        return put(self, name, data, **kw)
-    sharedstate.S3Client.put = crashing_put
+        return write(self, path, data)
+    records.SharedRecordStore._write = crashing_write
     """
 )
 
 
 def test_killed_between_apply_and_remote_record_the_rerun_reapplies_that_stage_only(
-    tmp_path: Path, bucket: str, s3_env: dict[str, str]
+    tmp_path: Path, shared: Shared
 ) -> None:
-    project = clone(tmp_path / "one", bucket, s3_env, lock_lease_s=2, lock_wait_s=15)
+    project = clone(tmp_path / "one", shared, lock_lease_s=2, lock_wait_s=15)
     project.doit("deploy")
-    before = objects(bucket)
-    record_before = json.loads(before["demo/records/07-kubernetes-services.json"])
+    state_before = shared.state()
+    record_before = shared.record("07-kubernetes-services")
+    assert record_before is not None
 
-    # Crash injection: a sitecustomize that SIGKILLs doit as it writes 07's remote record.
+    # Crash injection: a sitecustomize that SIGKILLs doit as it writes 07's shared record.
     hooks = tmp_path / "hooks"
     hooks.mkdir()
     (hooks / "sitecustomize.py").write_text(CRASH)
@@ -233,12 +191,11 @@ def test_killed_between_apply_and_remote_record_the_rerun_reapplies_that_stage_o
     crashed.extra_env["CRASH_BEFORE_RECORD"] = "07-kubernetes-services"
     died = crashed.doit("deploy", check=False)
     assert died.returncode == -signal.SIGKILL, died.stderr
-    after_crash = objects(bucket)
     # Applied (Terraform wrote the new state)...
-    assert after_crash["demo/07-kubernetes-services.tfstate"] != before["demo/07-kubernetes-services.tfstate"]
+    assert shared.state()["07-kubernetes-services"] != state_before["07-kubernetes-services"]
     # ...but not recorded: the shared record still has the last fingerprint.
-    record = json.loads(after_crash["demo/records/07-kubernetes-services.json"])
-    assert record["fingerprint"] == record_before["fingerprint"]
+    record = shared.record("07-kubernetes-services")
+    assert record is not None and record["fingerprint"] == record_before["fingerprint"]
 
     project.doit("deploy")  # waits out the dead run's lease
     assert project.applied_in_last_run() == {"07-kubernetes-services"}
@@ -246,29 +203,78 @@ def test_killed_between_apply_and_remote_record_the_rerun_reapplies_that_stage_o
     assert project.applied_in_last_run() == set()
 
 
+TAKEOVER = textwrap.dedent(
+    """
+    import json, os, time
+    from stagegraph import deploy
+    from stagegraph.sharedstate.store import LOCK_OBJECT
+    snapshot = deploy.take_snapshot
+    def taken_over(rt, stage, record):
+        if stage.name == os.environ["TAKEOVER_DURING"]:
+            # Another run takes the lock over (as if this run's lease had run out unseen).
+            store = rt.project.shared_store
+            current = store.get(LOCK_OBJECT)
+            body = json.loads(current.data)
+            body.update(pid=4242, host="ci-runner-7", user="ci", command="deploy")
+            store.replace(LOCK_OBJECT, json.dumps(body).encode(), current.version)
+            time.sleep(float(os.environ["TAKEOVER_SLEEP"]))  # the holder's next renewal sees it
+        return snapshot(rt, stage, record)
+    deploy.take_snapshot = taken_over
+    """
+)
+
+
+def test_a_run_whose_lock_is_taken_over_finishes_its_stage_and_starts_no_other(
+    tmp_path: Path, shared: Shared
+) -> None:
+    lease = 1.5
+    project = clone(tmp_path / "one", shared, lock_lease_s=lease)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(TAKEOVER)
+    project.extra_env.update(
+        # 03: every later stage needs it, so none runs beside it.
+        PYTHONPATH=str(hooks),
+        TAKEOVER_DURING="03-kubernetes-initialize",
+        TAKEOVER_SLEEP=str(lease),
+    )
+    lost = project.doit("deploy", check=False)
+    assert lost.returncode != 0
+    out = lost.stdout + lost.stderr
+    assert "the shared lock was taken over by 'deploy' by ci@ci-runner-7 pid 4242" in out
+    assert "this run started no stage after that" in out
+    assert "deploy: 3 applied, " in out and " failed" in out  # the summary counts the refusal
+    assert "Traceback" not in out
+    # The stage that was running finished and was recorded; nothing after it started.
+    assert set(shared.state()) == {"01-terraform-state", "02-infrastructure", "03-kubernetes-initialize"}
+    record = shared.record("03-kubernetes-initialize")
+    assert record is not None and record["status"] == "applied"
+    assert shared.record("04-kubernetes-ingress") is None
+    assert shared.lock_held()  # the new holder's: a run that lost the lock never deletes it
+
+
 def test_shared_records_hold_digests_never_the_secret(
     canary_project: SandboxProject,  # noqa: F811 (the fixture imported above)
-    bucket: str,
-    s3_env: dict[str, str],
+    shared: Shared,
 ) -> None:
-    make_remote(canary_project, bucket, s3_env).doit("deploy")
-    stored = objects(bucket)
+    point_at(canary_project, shared).doit("deploy")
+    stored = shared.everything()
     holding = sorted(key for key, data in stored.items() if CANARY.encode() in data)
     # The canary did reach the store, in Terraform state only (that is where Terraform keeps it).
-    assert holding and all(key.endswith(".tfstate") for key in holding), holding
-    records = [key for key in stored if "/records/" in key]
-    assert len(records) == ALL_APPLIED
+    state = (lambda k: k.endswith(".tfstate")) if shared.name == "s3" else (lambda k: k.startswith("secret/"))
+    assert holding and all(state(key) for key in holding), holding
+    assert len(shared.records()) == ALL_APPLIED
 
 
-def test_a_deployment_with_local_records_is_refused_when_its_config_points_at_s3(
-    tmp_path: Path, bucket: str, s3_env: dict[str, str]
+def test_a_deployment_with_local_records_is_refused_when_its_config_points_at_a_shared_store(
+    tmp_path: Path, shared: Shared
 ) -> None:
     project = SandboxProject.create(tmp_path / "local")
     project.doit("deploy")
-    make_remote(project, bucket, s3_env)
+    point_at(project, shared)
     refused = project.doit("deploy", check=False)
     assert refused.returncode != 0
     out = refused.stdout + refused.stderr
-    assert f"state is in local state files (next to each stage), the config says s3://{bucket}/demo/" in out
+    assert "state is in local state files (next to each stage), the config says" in out
     assert "run `doit move_state`" in out and "Traceback" not in out
-    assert objects(bucket) == {}  # nothing applied against the empty store
+    assert shared.state() == {} and shared.records() == []  # nothing applied against the empty store

@@ -1,7 +1,7 @@
-# ruff: noqa: F811 (the fixtures of test_shared_state are imported by name, then requested)
+# ruff: noqa: F811 (fixtures imported by name from other test modules, then requested)
 """`doit move_state`: local state to S3 and back, with real Terraform against a local S3 (moto) on loopback.
 
-The S3 server, bucket and clones are those of `test_shared_state`. Each test drives the
+The moto server is `test_shared_state`'s, the project helpers `sharedstores`'. Each test drives the
 command line users type and checks what they would: where the state objects and records
 are, that a fresh clone deploys as a no-op, that refusals change nothing.
 """
@@ -11,25 +11,45 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sandboxproject import SandboxProject
+from sharedstores import S3Shared, point_at
+from sharedstores import start_holder as start_shared_holder
 from test_secrets_canary_e2e import CANARY
 from test_secrets_canary_e2e import project as canary_project  # noqa: F401 (fixture: SOPS canary)
-from test_shared_state import (  # noqa: F401 (bucket, s3_env: fixtures)
-    ALL_APPLIED,
-    bucket,
-    clone,
-    make_remote,
-    objects,
-    retitle,
-    s3_env,
-    start_holder,
-)
+from test_shared_state import ALL_APPLIED, retitle, s3_env  # noqa: F401 (s3_env: the moto server)
+
+boto3 = pytest.importorskip("boto3")
 
 STAGES_WITH_STATE = 10
+
+
+@pytest.fixture
+def bucket(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    for name, value in s3_env.items():
+        monkeypatch.setenv(name, value)
+    name = f"team-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name
+
+
+def objects(bucket: str) -> dict[str, bytes]:
+    s3 = boto3.client("s3")
+    listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
+
+
+def make_remote(project: SandboxProject, bucket: str, env: dict[str, str], **state: Any) -> SandboxProject:
+    return point_at(project, S3Shared(bucket, env), **state)
+
+
+def clone(where: Path, bucket: str, env: dict[str, str], **state: Any) -> SandboxProject:
+    """A fresh copy of the deployment folder pointed at the bucket: no local records or state."""
+    return make_remote(SandboxProject.create(where), bucket, env, **state)
 
 
 def make_local(project: SandboxProject, **state: Any) -> None:
@@ -242,7 +262,7 @@ def test_a_move_while_a_run_holds_either_lock_is_refused(
     assert refused.returncode != 0 and "'deploy' by" in out and "Traceback" not in out, out
     assert tree(project.root) == before and objects(bucket) == {}
 
-    holder = start_holder(bucket, 30, s3_env)  # a deploy in flight on another machine
+    holder = start_shared_holder(S3Shared(bucket, s3_env), 30)  # a deploy in flight on another machine
     try:
         refused = project.doit("move_state", check=False)
     finally:
@@ -321,10 +341,10 @@ CRASH_WHILE_RETIRING = """
 import os, signal
 from stagegraph import sharedstate
 delete = sharedstate.S3Client.delete
-def crashing_delete(self, name, **kw):
+def crashing_delete(self, name, *args, **kw):
     if name.startswith("records/"):
         os.kill(os.getpid(), signal.SIGKILL)
-    return delete(self, name, **kw)
+    return delete(self, name, *args, **kw)
 sharedstate.S3Client.delete = crashing_delete
 """
 

@@ -12,9 +12,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stagegraph.tfexpr import UNKNOWN
 from stagegraph.tfjson import TerraformModule
 from stagegraph.tfplan import summarize_plan
-from stagegraph.tfpredict import UNKNOWN, merge_known, predict_outputs
+from stagegraph.tfpredict import merge_known, predict_outputs
 
 
 def files(doc: dict[str, Any]) -> dict[str, bytes]:

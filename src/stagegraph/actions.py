@@ -418,6 +418,11 @@ def do_preflight(s: Session, stages: list[str]) -> None:
     try:
         if s.command_name() != "destroy":
             do_check_deployable(s)
+        else:  # every stage it will destroy, before it destroys any
+            from stagegraph.commands.engine import options
+            from stagegraph.destroy import check_destroyable
+
+            check_destroyable(s.project, options(s).destroying)
         if s.command_name() not in ("destroy", "plan"):
             # Applying with a stage's resources left behind unnoticed is what this stops.
             from stagegraph.orphans import refuse_orphans

@@ -4,8 +4,8 @@
 
 Environments: a no-op deploy of every environment of one folder (1, 10, 50 configs; each
 its own `doit env=NAME deploy`, as CI runs them), with the peak memory of one run.
-Shared state: a no-op deploy whose state, records and lock are in a local S3 server, and
-the number of requests it makes (`stagegraph.benchshared`).
+Shared state: a no-op deploy whose state, records and lock are in a local S3 server, then
+in the fake Kubernetes API, and the number of requests each makes (`stagegraph.benchshared`).
 
 Every figure is a whole command as a user runs it (`python -m doit ...` in a fresh copy of
 the project), except the in-process render time. Nothing here asserts a time: CI prints
@@ -187,6 +187,9 @@ def bench(repo: Path, runs: int, quick: bool) -> list[tuple[str, float, str]]:
         from stagegraph.benchshared import shared_state_rows
 
         rows += shared_state_rows(_copy_project(repo, base / "shared"), runs, _run)
+        from stagegraph.benchshared import kube_state_rows
+
+        rows += kube_state_rows(repo, _copy_project(repo, base / "kubeshared"), runs, _run)
         sizes = (10, 100) if quick else (10, 100, 500)
         for n in sizes:
             g = _generated_project(repo, base / f"gen{n}", n)

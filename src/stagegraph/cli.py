@@ -9,6 +9,7 @@ that folder cannot be one: doit needs a dodo.py to start, and a new user has non
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,9 @@ from stagegraph.errors import StagegraphError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from stagegraph.signals import install_early
+
+    install_early()  # a Ctrl-C while the command starts: one line, exit 130
     parser = argparse.ArgumentParser(prog="stagegraph", description="Create stagegraph deployments.")
     commands = parser.add_subparsers(dest="command", required=True)
     new = commands.add_parser("new", help="create a deployment folder that works with `doit deploy` at once")
@@ -29,6 +33,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from stagegraph.newdeployment import create_deployment
 
+    # From here files are written: "nothing ran" would be wrong; say which folder may be
+    # incomplete (Ctrl-C), or end as any program does (SIGTERM).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         lines = create_deployment(
             args.path,
@@ -40,5 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StagegraphError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(
+            f"interrupted (SIGINT): {args.path} may be incomplete; remove what it holds and run "
+            "`stagegraph new` again",
+            file=sys.stderr,
+        )
+        return 130
     print("\n".join(lines))
     return 0

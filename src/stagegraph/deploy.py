@@ -112,8 +112,10 @@ def stage_context(
     record: StageRecord | None,
 ) -> StageContext:
     from stagegraph.console import LineWriter
+    from stagegraph.sharedstate import backend_env
 
     writer = LineWriter(rt.console, stage.name)
+    env = {**backend_env(rt.project, stage.name), **env}
     return StageContext(
         stage=stage,
         stage_dir=rt.project.stage_dir(stage),
@@ -183,6 +185,13 @@ def _run_preflight(rt: Runtime, stage: Stage) -> None:
 
 def apply_stage(rt: Runtime, name: str) -> None:
     """Apply one stage if its inputs changed since its last successful apply."""
+    from stagegraph.sharedstate import refuse_if_lost
+
+    try:
+        refuse_if_lost()  # a run that lost the lock writes nothing more: another may be deploying
+    except StagegraphError:
+        rt.summary.add(name, "failed", 0.0, "not started: the shared lock was lost")
+        raise
     project = rt.project
     stage = project.graph[name]
     stage_dir = project.stage_dir(stage)

@@ -1,12 +1,20 @@
-"""Destroy one stage, after everything that depends on it was destroyed."""
+"""Destroy one stage, after everything that depends on it was destroyed.
+
+Before a destroy run touches anything, `check_destroyable` reads every stage it will
+destroy: a problem found only when the run reaches a stage (a lost state, a render that is
+gone or edited) would stop it half way, with the stages after it destroyed and the ones
+before it not, which is the hardest place to repair from.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from stagegraph.driver import StageContext
-from stagegraph.errors import StagegraphError
+from stagegraph.errors import DeployError, StagegraphError
+from stagegraph.render import MANIFEST, file_digest, read_manifest
 
 if TYPE_CHECKING:
     from stagegraph.project import Project
@@ -28,8 +36,58 @@ def is_destroyed(project: Project, name: str) -> bool:
     return record.applied_at is None and not left
 
 
+def check_destroyable(project: Project, names: Iterable[str]) -> None:
+    """Refuse (a `DeployError` naming the stage and what to do) before any stage is destroyed.
+
+    For each stage of `names` with something to destroy: its state is the recorded one
+    (`check_state`), its render is on disk as it was rendered or last applied (Terraform
+    destroys with the files in the folder; with none it destroys nothing and says so
+    happily), and its variables can be assembled from the records upstream.
+    """
+    for name in names:
+        if is_destroyed(project, name):
+            continue
+        stage = project.graph[name]
+        stage_dir = project.stage_dir(stage)
+        record = project.records.get(name)
+        check_state(name, stage_dir, record.state if record else None)
+        _check_render(project, name)
+        stage_inputs(project, stage, files="none")
+
+
+def _check_render(project: Project, name: str) -> None:
+    stage_dir = project.stage_dir(project.graph[name])
+    manifest = read_manifest(stage_dir)
+    if manifest is None:
+        raise DeployError(
+            f"{stage_dir / MANIFEST}: stage {name} is applied but its render is gone, so a destroy "
+            f"would leave its resources behind; run `doit render` to write it again, then destroy"
+        )
+    record = project.records.get(name)
+    applied = record.inputs if record else {}
+    for file, rendered in sorted((manifest.get("files") or {}).items()):
+        path = stage_dir / file
+        try:
+            now = file_digest(path.read_bytes())
+        except OSError:
+            now = None
+        if now is None or now not in (rendered, applied.get(f"file:{file}")):
+            what = "is missing" if now is None else "differs from both its last render and its last apply"
+            raise DeployError(
+                f"{path}: {what} (stage {name}); run `doit render` to write the render again, or "
+                f"apply your edit first (`doit deploy --disable-render`), then destroy"
+            )
+
+
 def destroy_stage(rt: Runtime, name: str) -> None:
     """Destroy one stage; the engine destroyed its dependents before it."""
+    from stagegraph.sharedstate import refuse_if_lost
+
+    try:
+        refuse_if_lost()  # a run that lost the lock writes nothing more: another may be deploying
+    except StagegraphError:
+        rt.summary.add(name, "failed", 0.0, "not started: the shared lock was lost")
+        raise
     project = rt.project
     stage = project.graph[name]
     record = project.records.get(name)
@@ -40,6 +98,8 @@ def destroy_stage(rt: Runtime, name: str) -> None:
     rt.console.start(name)
     ctx: StageContext | None = None
     try:
+        # Checked before the run too (`check_destroyable`); again here, as the state is
+        # what a destroy must not get wrong.
         # A missing or foreign state would make Terraform destroy nothing and report success.
         check_state(name, project.stage_dir(stage), record.state)
         inputs = stage_inputs(project, stage, files="none")

@@ -7,7 +7,9 @@ the field and why it cannot simply change, unless the user passes
 `doit deploy --allow-change FIELD` for exactly that field. The next successful apply
 records the new value, so the flag is needed once.
 
-The table is the single place to add a field (dotted path -> why it is immutable). Kube
+The table is the single place to add a field (dotted path -> why it is immutable);
+`DERIVED` holds choices the config makes without a field of their own (Keycloak's
+database follows from its overrides; conda-store's is PostgreSQL). Kube
 contexts are not in it: their names are per machine (a CI runner may call the same
 cluster something else), so they say nothing about which cluster it is.
 """
@@ -39,6 +41,50 @@ IMMUTABLE: dict[str, str] = {
 }
 
 
+def _keycloak_database(config: NebariConfig) -> str:
+    from stagegraph.stages.keycloak import database_vendor
+
+    return database_vendor(dict(config.security.keycloak.overrides))
+
+
+def _keycloak_database_before(config: NebariConfig) -> str:
+    # Releases before this value was recorded ran dev-file unless the overrides said otherwise.
+    from stagegraph.stages.keycloak import DEV_FILE
+
+    overrides = dict(config.security.keycloak.overrides)
+    database = overrides.get("database")
+    named = database.get("vendor") if isinstance(database, dict) else None
+    return str(named) if named else DEV_FILE
+
+
+#: Choices that follow from the config without a field of their own, compared like the
+#: fields above (the name is what `--allow-change` takes): why, and how to read it.
+DERIVED: dict[str, tuple[str, Callable[[NebariConfig], Any]]] = {
+    "security.keycloak.database": (
+        "Keycloak's realm, users and clients live in its database and a new one starts empty; "
+        "keep it with security.keycloak.overrides: {database: {vendor: dev-file}}, or export the "
+        "users first (`doit backup --now`) and import them after the switch",
+        _keycloak_database,
+    ),
+    "conda_store.database": (
+        "conda-store's builds, namespaces and role bindings are in its SQLite file, whose volume "
+        "the switch deletes, and PostgreSQL starts empty; the built environments stay on the shared "
+        "volume and `environments` are rebuilt, but environments made in conda-store's UI must be "
+        "made again",
+        lambda _config: "postgresql",
+    ),
+}
+
+#: Derived values newer than some records: (stage, what an applied record of that stage
+#: written before the value was recorded held). Without this an old deployment would
+#: compare against nothing and switch silently.
+BEFORE_RECORDED: dict[str, tuple[str, Callable[[NebariConfig], Any]]] = {
+    "security.keycloak.database": ("05-kubernetes-keycloak", _keycloak_database_before),
+    # Every release before ran conda-store standalone on SQLite.
+    "conda_store.database": ("07-kubernetes-services", lambda _config: "sqlite"),
+}
+
+
 class ImmutableFieldError(DeployError):
     """A field that cannot change after the first deploy changed."""
 
@@ -64,15 +110,27 @@ def immutable_values(config: NebariConfig) -> dict[str, Any]:
         if path in _EFFECTIVE:
             value = _EFFECTIVE[path](config, value)
         out[path] = value if value is None or isinstance(value, (str, int, bool)) else str(value)
+    for path, (_, read) in DERIVED.items():
+        out[path] = read(config)
     return out
 
 
-def recorded(records: Mapping[str, StageRecord]) -> dict[str, tuple[Any, str]]:
-    """Field -> (value, stage) from the newest applied record that holds the field."""
+def recorded(
+    records: Mapping[str, StageRecord], config: NebariConfig | None = None
+) -> dict[str, tuple[Any, str]]:
+    """Field -> (value, stage) from the newest applied record that holds the field.
+
+    With `config`, a record of a BEFORE_RECORDED stage that lacks the value holds what
+    that stage ran before the value was recorded.
+    """
     applied = [r for r in records.values() if r.applied_at is not None and r.status != "destroyed"]
     out: dict[str, tuple[Any, str]] = {}
     for record in sorted(applied, key=lambda r: r.applied_at or r.attempted_at):
-        for path, value in record.immutable.items():
+        held = dict(record.immutable)
+        for path, (stage, before) in BEFORE_RECORDED.items():
+            if config is not None and record.stage == stage and path not in held:
+                held[path] = before(config)
+        for path, value in held.items():
             out[path] = (value, record.stage)  # later records overwrite earlier ones
     return out
 
@@ -85,14 +143,15 @@ def check_unchanged(
 ) -> list[str]:
     """Refuse a change of an immutable field; return the changes the flags allowed (for notes)."""
     allow = set(allowed)
-    unknown = sorted(allow - set(IMMUTABLE))
+    reasons = {**IMMUTABLE, **{path: why for path, (why, _) in DERIVED.items()}}
+    unknown = sorted(allow - set(reasons))
     if unknown:
         raise ImmutableFieldError(
-            f"--allow-change {unknown[0]}: not a field that needs it; those are {', '.join(IMMUTABLE)}"
+            f"--allow-change {unknown[0]}: not a field that needs it; those are {', '.join(reasons)}"
         )
     now = immutable_values(config)
     accepted: list[str] = []
-    for path, (before, stage) in recorded(records).items():
+    for path, (before, stage) in recorded(records, config).items():
         # None on either side: the field's section was not in use (another provider's), or
         # it means "the default"; only two real values can disagree.
         if path not in now or now[path] == before or before is None or now[path] is None:
@@ -101,9 +160,11 @@ def check_unchanged(
         if path in allow:
             accepted.append(change)
             continue
+        # A derived value has no field to put back: its reason says what the user can do.
+        back = "Deploy" if path in DERIVED else "Put it back, or deploy"
         raise ImmutableFieldError(
             f"{config_name}: {path}: changed from {before!r} (applied by stage {stage}) to "
-            f"{now[path]!r}; refused because {IMMUTABLE[path]}. Put it back, or deploy with "
+            f"{now[path]!r}; refused because {reasons[path]}. {back} with "
             f"`doit deploy --allow-change {path}` if you mean it"
         )
     return accepted

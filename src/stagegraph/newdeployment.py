@@ -18,9 +18,13 @@ from stagegraph.errors import StagegraphError
 
 DODO = '''"""doit's entry point for this deployment: `doit list`, `doit deploy`, `doit env=dev deploy`."""
 
-from pathlib import Path
+from stagegraph.signals import install_early
 
-from stagegraph.tasks import dodo_namespace
+install_early()  # first: a Ctrl-C while the imports below load is one line, not a traceback
+
+from pathlib import Path  # noqa: E402
+
+from stagegraph.tasks import dodo_namespace  # noqa: E402
 
 globals().update(dodo_namespace(Path(__file__).resolve().parent))
 '''

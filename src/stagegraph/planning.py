@@ -37,7 +37,8 @@ from stagegraph.inputs import recorded_outputs, secret_env, stage_inputs
 from stagegraph.prediction import reads_outputs
 from stagegraph.records import PlanInfo, StageRecord
 from stagegraph.status import is_up_to_date
-from stagegraph.tfpredict import UNKNOWN, is_known, merge_known, predict_outputs_in
+from stagegraph.tfexpr import UNKNOWN, is_known
+from stagegraph.tfpredict import merge_known, predict_outputs_in
 from stagegraph.tfstate import check_state, identity_after_apply
 
 if TYPE_CHECKING:

@@ -28,7 +28,8 @@ from stagegraph.errors import StagegraphError
 from stagegraph.fingerprint import FINGERPRINTED, changed_inputs
 from stagegraph.inputs import StageInputs, recorded_outputs, stage_inputs, upstream_outputs, variables_from
 from stagegraph.render import hand_edits
-from stagegraph.tfpredict import UNKNOWN, predict_outputs
+from stagegraph.tfexpr import UNKNOWN
+from stagegraph.tfpredict import predict_outputs
 from stagegraph.tfstate import StateError, check_state
 
 if TYPE_CHECKING:
@@ -265,6 +266,6 @@ def _remember_outputs(
 
 
 def _known_deep(value: Any) -> bool:
-    from stagegraph.tfpredict import is_known
+    from stagegraph.tfexpr import is_known
 
     return is_known(value)

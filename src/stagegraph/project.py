@@ -28,7 +28,7 @@ from stagegraph.stage import Stage
 if TYPE_CHECKING:
     from stagegraph.records import RecordStore
     from stagegraph.schema.config import NebariConfig
-    from stagegraph.sharedstate import S3Client
+    from stagegraph.sharedstate.store import ConditionalStore
 
 __all__ = ["LOCKFILE_ENV", "STATE_DIR", "Project"]
 
@@ -196,24 +196,29 @@ class Project:
         return other
 
     @cached_property
-    def shared_client(self) -> S3Client | None:
-        """The S3 client of the deployment's shared records and lock; None when they are local."""
+    def shared_store(self) -> ConditionalStore | None:
+        """The store of the deployment's shared records and lock; None when they are local."""
         if self.config.stagegraph.rehearse:
             return None  # a rehearsal keeps everything on this machine
-        from stagegraph.sharedstate import S3Client, shared_location
+        from stagegraph.sharedstate import open_store, shared_location
 
-        where = shared_location(self.config)
-        return None if where is None else S3Client(where)
+        where = shared_location(self)
+        return None if where is None else open_store(where)
+
+    @property
+    def shared_client(self) -> ConditionalStore | None:
+        """The name `shared_store` had when S3 was the only store."""
+        return self.shared_store
 
     @cached_property
     def records(self) -> RecordStore:
         from stagegraph.records import RecordStore
 
-        client = self.shared_client
-        if client is not None:
-            from stagegraph.sharedstate import S3RecordStore
+        store = self.shared_store
+        if store is not None:
+            from stagegraph.sharedstate import SharedRecordStore
 
-            return S3RecordStore(client)
+            return SharedRecordStore(store)
         return RecordStore(
             self.state_dir / "rehearsal" if self.config.stagegraph.rehearse else self.state_dir
         )

@@ -1,7 +1,9 @@
 """SIGINT and SIGTERM for a doit run: stop Terraform gracefully, say so in one line, exit.
 
 Part of the command-line layer (it prints): `stagegraph.tasks` installs it when doit loads
-dodo.py, in the main thread. Python's default would raise KeyboardInterrupt in the main
+dodo.py, in the main thread; before that, from dodo.py's first line, `install_early`
+covers the imports. (A signal in the moment before dodo.py, while doit imports itself,
+still meets Python's default: no code of ours has run yet.) Python's default would raise KeyboardInterrupt in the main
 thread only (a traceback, while doit's worker threads carry on and may even start the next
 stage's Terraform), and SIGTERM would end the process at once, leaving Terraform running
 on its own. Instead the first signal makes every running Terraform stop gracefully, forbids
@@ -46,6 +48,26 @@ def _handle(signum: int, frame: FrameType | None) -> None:
     )
     sys.stderr.flush()
     raise SystemExit(128 + signum)
+
+
+def _handle_early(signum: int, frame: FrameType | None) -> None:
+    sys.stderr.write(f"interrupted ({signal.Signals(signum).name}) while starting; nothing ran\n")
+    sys.stderr.flush()
+    raise SystemExit(128 + signum)
+
+
+def install_early() -> None:
+    """Before the imports of a starting command: a signal then ends it with one line.
+
+    The first thing dodo.py and the `stagegraph` command do. Importing stagegraph's task
+    modules takes a second or more, and a Ctrl-C in it would meet Python's default: a
+    KeyboardInterrupt traceback from whatever module was loading. Nothing has run yet,
+    so there is nothing to stop; `install` replaces this handler once there may be.
+    Imports nothing, so it is safe at any point of an import.
+    """
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _handle_early)
 
 
 def install() -> None:

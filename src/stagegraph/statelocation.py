@@ -23,7 +23,7 @@ import re
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -33,6 +33,7 @@ from stagegraph.errors import StagegraphError
 if TYPE_CHECKING:
     from stagegraph.project import Project
     from stagegraph.schema.config import NebariConfig
+    from stagegraph.sharedstate import ConditionalStore
 
 LOCATION_FILE = "state-location.json"
 JOURNAL_FILE = "state-move.json"
@@ -74,6 +75,8 @@ class StateLocation(BaseModel):
     def describe(self) -> str:
         if self.is_local:
             return "local state files (next to each stage)"
+        if self.kind == "remote" and self.backend == "kubernetes":
+            return "Secrets in the cluster (Terraform's kubernetes backend)"
         if self.kind == "remote":
             return f"the {self.backend} store stage 01 created"
         if self.backend == "s3":
@@ -104,6 +107,10 @@ def configured_location(config: NebariConfig) -> StateLocation:
         if found is not None:
             body = {k: v for k, v in found[1].items() if k not in ("key", "prefix")}
             return StateLocation(backend=found[0], kind="remote", settings=public_settings(body))
+    if state.type == "remote" and config.provider in ("existing", "local"):
+        # Nebari's kubernetes backend in the cluster (on `local` from stage 03 on); which
+        # kubeconfig reaches it is the machine's business, not part of the place.
+        return StateLocation(backend="kubernetes", kind="remote", settings={"in": "the cluster"})
     return LOCAL
 
 
@@ -156,45 +163,43 @@ def write_journal(state_dir: Path, journal: MoveJournal) -> None:
 # --- the shared store's own objects -------------------------------------------------------------
 
 
-class StoreObjects(Protocol):
-    """Plain objects in a shared store's folder, next to its records (S3 today)."""
+class StoreObjects:
+    """Plain objects in a shared store's folder beside its records, written unconditionally.
 
-    def get(self, name: str) -> tuple[bytes, str] | None: ...
+    Only where the store is a folder of objects (S3): Kubernetes keeps one ConfigMap per
+    record and every managed ConfigMap is a record, so nothing else may live there.
+    """
 
-    def put(self, name: str, data: bytes) -> str | None: ...
+    def __init__(self, store: ConditionalStore) -> None:
+        self.store = store
 
-    def delete(self, name: str) -> bool: ...
+    def get(self, name: str) -> bytes | None:
+        got = self.store.get(name)
+        return None if got is None else got.data
 
-    def url(self, name: str) -> str: ...
-
-
-class _S3Objects:
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def get(self, name: str) -> tuple[bytes, str] | None:
-        got: tuple[bytes, str] | None = self.client.get(name)
-        return got
-
-    def put(self, name: str, data: bytes) -> str | None:
-        etag: str | None = self.client.put(name, data)
-        return etag
+    def put(self, name: str, data: bytes) -> None:
+        for _ in range(5):  # bounded: another writer between our read and write
+            got = self.store.get(name)
+            done = (
+                self.store.create(name, data) if got is None else self.store.replace(name, data, got.version)
+            )
+            if done is not None:
+                return
+        raise StagegraphError(f"{self.store.describe(name)}: kept changing while being written; run again")
 
     def delete(self, name: str) -> bool:
-        return bool(self.client.delete(name))
+        return self.store.delete(name)
 
     def url(self, name: str) -> str:
-        return str(self.client.where.url(name))
+        return self.store.describe(name)
 
 
 def store_objects(project: Project) -> StoreObjects | None:
-    """The shared store of `project`'s config, None when its records are on this machine.
+    """The object folder of `project`'s shared store; None when there is none (see StoreObjects)."""
+    store = project.shared_store
+    from stagegraph.sharedstate import S3Client
 
-    The one place that knows which store kinds exist: another store (Kubernetes Secrets)
-    adds its branch here and the move works with it unchanged.
-    """
-    client = project.shared_client
-    return None if client is None else _S3Objects(client)
+    return StoreObjects(store) if isinstance(store, S3Client) else None
 
 
 def moved_marker(to: StateLocation) -> bytes:
@@ -230,7 +235,7 @@ def current_location(project: Project) -> StateLocation:
     if found is not None:
         return found
     wanted = configured_location(project.config)
-    if project.shared_client is not None and _local_records(project.state_dir):
+    if project.shared_store is not None and _local_records(project.state_dir):
         return LOCAL  # records (so state) on this machine while the config names a shared store
     return wanted
 
@@ -257,7 +262,7 @@ def check_location(project: Project) -> None:
     marker = objects.get(MARKER_OBJECT) if objects is not None else None
     if marker is not None:
         raise StateLocationError(
-            f"{project.config_name}: state is in {_marker_line(marker[0])}, the config says "
+            f"{project.config_name}: state is in {_marker_line(marker)}, the config says "
             f"{wanted.describe()}: point terraform_state at it, or run `doit move_state` where it is"
         )
 

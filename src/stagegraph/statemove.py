@@ -45,6 +45,7 @@ from stagegraph.statelocation import (
     MARKER_OBJECT,
     MoveJournal,
     StateLocation,
+    StoreObjects,
     configured_location,
     current_location,
     moved_marker,
@@ -276,12 +277,12 @@ def prepare(project: Project, stack: ExitStack, *, lock: bool) -> Move | None:
 
 def _hold_store_lock(view: Project) -> None:
     """The shared lock of the source's store (the target's is the run's own, `Session.hold_lock`)."""
-    client = view.shared_client
-    if client is not None:
+    store = view.shared_store
+    if store is not None:
         from stagegraph.sharedstate import Lease, hold_shared_lock
 
         state = view.config.terraform_state
-        hold_shared_lock(client, "move_state", Lease(state.lock_lease_s, state.lock_wait_s))
+        hold_shared_lock(store, "move_state", Lease(state.lock_lease_s, state.lock_wait_s))
 
 
 def _keeps_state(move: Move, stage: Stage) -> bool:
@@ -510,7 +511,8 @@ def _retire(move: Move) -> list[str]:
                 moved += 1
     lines = []
     objects = store_objects(move.source.view)
-    if objects is None and store_objects(project) is not None:
+    source_store = move.source.view.shared_store
+    if source_store is None and project.shared_store is not None:
         # The source's records were this folder's; the target keeps them in its store now.
         records = project.state_dir / "records"
         for path in sorted(records.glob("*.json")) if records.is_dir() else []:
@@ -518,6 +520,18 @@ def _retire(move: Move) -> list[str]:
             dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             shutil.move(str(path), str(dest))
             moved += 1
+    if source_store is not None and objects is None:
+        # A store of records only (Kubernetes ConfigMaps): a copy here, then out of the store.
+        from stagegraph.sharedstate.store import record_name
+
+        for stage in project.graph.stages:
+            got = source_store.get(record_name(stage.name))
+            if got is not None:
+                dest = aside / "records" / f"{stage.name}.json"
+                dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                dest.write_bytes(got.data)
+                source_store.delete(record_name(stage.name), got.version)
+                moved += 1
     if moved:
         lines.append(
             f"moved {moved} local file(s) aside into {aside} (old state, records, Terraform's note of "
@@ -536,7 +550,7 @@ def _retire(move: Move) -> list[str]:
     return lines
 
 
-def _retire_objects(move: Move, objects: Any, stamp: str) -> int:
+def _retire_objects(move: Move, objects: StoreObjects, stamp: str) -> int:
     """Move the source store's state objects and records aside (copy, then delete the original)."""
     count = 0
     for stage in move.project.graph.stages:
@@ -551,7 +565,7 @@ def _retire_objects(move: Move, objects: Any, stamp: str) -> int:
             got = objects.get(name)
             if got is None:
                 continue
-            objects.put(f"{RETIRED}/{stamp}/{name}", got[0])
+            objects.put(f"{RETIRED}/{stamp}/{name}", got)
             objects.delete(name)
             count += 1
     return count

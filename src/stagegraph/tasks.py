@@ -182,12 +182,12 @@ class Session:
             from stagegraph.statelocation import check_location as refuse_elsewhere
 
             refuse_elsewhere(self.project)  # once a run: it may read the shared store
-        client = self.project.shared_client
-        if client is not None:
+        store = self.project.shared_store
+        if store is not None:
             from stagegraph.sharedstate import Lease, hold_shared_lock
 
             state = self.project.config.terraform_state
-            hold_shared_lock(client, command, Lease(state.lock_lease_s, state.lock_wait_s))
+            hold_shared_lock(store, command, Lease(state.lock_lease_s, state.lock_wait_s))
         self.project.check_identity(record=True, allowed=self.allowed_changes())
         if check_location:
             from stagegraph.statelocation import record_location

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stagegraph.tfpredict import UNKNOWN
+from stagegraph.tfexpr import UNKNOWN
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,8 @@ _atexit_registered = False
 _stopping = threading.Event()
 #: Pids already sent their one SIGINT (a second one makes Terraform exit at once).
 _interrupted: set[int] = set()
+#: Pid -> start time of each running Terraform (`tfwatchdog.start_time`): who its pid names.
+_start_times: dict[int, int | None] = {}
 
 
 class ShuttingDownError(TerraformError):
@@ -116,7 +118,9 @@ def start(argv: Sequence[str], cwd: Path, extra_env: Mapping[str, str]) -> subpr
             # Outside `handing_down`: the watchdog it may start must not hold the lock.
             from stagegraph import tfwatchdog
 
-            tfwatchdog.watch(proc.pid)
+            # Now, while it is our unreaped child: the start time is surely this Terraform's.
+            start = _start_times[proc.pid] = tfwatchdog.start_time(proc.pid)
+            tfwatchdog.watch(proc.pid, start)
     return proc
 
 
@@ -362,6 +366,7 @@ def _track(proc: subprocess.Popen[bytes]) -> None:
 def _untrack(proc: subprocess.Popen[bytes]) -> None:
     with _live_lock:
         _live.discard(proc)
+        _start_times.pop(proc.pid, None)
         if "stagegraph.tfwatchdog" in sys.modules:
             sys.modules["stagegraph.tfwatchdog"].forget(proc.pid)
 
@@ -395,8 +400,10 @@ def _kill_leftovers(proc: subprocess.Popen[bytes]) -> None:
     """After a stopped Terraform exited: what it started and left in its group (a
     provisioner's `sleep`, whose shell Terraform killed) goes too; it would hold the lock."""
     if os.name == "posix" and proc.returncode is not None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        from stagegraph.tfwatchdog import kill_group_of
+
+        # Reaped already: its pid may name another process by now (see tfwatchdog).
+        kill_group_of(proc.pid, _start_times.get(proc.pid))
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

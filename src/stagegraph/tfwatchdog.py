@@ -8,12 +8,21 @@ Terraform exits (`tfprocess._kill_leftovers`) is the deploy's job, and a dead de
 do it; this small process does it for it.
 
 One watchdog per deploy process, started with its first Terraform child (a deploy with
-nothing to apply never starts one). The deploy writes `+PID` / `-PID` lines to the
+nothing to apply never starts one). The deploy writes `+PID START` / `-PID` lines to the
 watchdog's stdin as each Terraform starts and is done with (each Terraform leads its own
-process group, so its pid is its group's id). The deploy is the only writer: when that pipe
+process group, so its pid is its group's id; START is its start time, see `start_time`). The deploy is the only writer: when that pipe
 reaches end-of-file the deploy has exited, however it died. The watchdog then gives each
 Terraform still registered `INTERRUPT_GRACE_S` to exit on its own and SIGKILLs each of
 their process groups; with nothing registered (a normal exit) it exits at once.
+
+A pid is a number the kernel hands out again once its process is gone and reaped, and
+the watchdog is not the parent that reaps: by the time it signals, a Terraform that exited
+may have been reaped by init and its pid given to an unrelated process, which may lead a
+group of its own. So each pid travels with the start time the kernel recorded for it
+(read by the deploy while the child was still its own, unreaped, so surely that
+Terraform), and a process found under that pid with another start time is left alone.
+(Group members Terraform left behind keep its number reserved as their group id: a pid
+with no process under it is still Terraform's group, if anything.)
 
 End-of-file rather than a parent-death signal of its own: the kernel sends that signal when
 the *thread* that forked the child exits, and the watchdog may be started from a worker
@@ -39,9 +48,12 @@ _process: object = None
 _fork_hook_registered = False
 
 
-def watch(pid: int) -> None:
-    """Have the watchdog clear `pid`'s process group should this process die; starts it."""
-    _send(f"+{pid}\n")
+def watch(pid: int, start: int | None) -> None:
+    """Have the watchdog clear `pid`'s process group should this process die; starts it.
+
+    `start`: `start_time(pid)`, read while `pid` is this process's unreaped child.
+    """
+    _send(f"+{pid} {start if start is not None else '-'}\n")
 
 
 def forget(pid: int) -> None:
@@ -106,29 +118,63 @@ def main() -> None:
     """The watchdog: read `+PID`/`-PID` until end-of-file, then clear what is left."""
     grace = float(sys.argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # not ours to stop; the pipe says when
-    watched: set[int] = set()
+    watched: dict[int, int | None] = {}
     for raw in sys.stdin.buffer:
         line = raw.strip()
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, IndexError):
             if line.startswith(b"+"):
-                watched.add(int(line[1:]))
+                pid, start = line[1:].split()
+                watched[int(pid)] = None if start == b"-" else int(start)
             elif line.startswith(b"-"):
-                watched.discard(int(line[1:]))
+                watched.pop(int(line[1:]), None)
     clear(watched, grace)
 
 
-def clear(leaders: set[int], grace: float) -> None:
-    """Wait up to `grace` seconds for each leader to exit, then SIGKILL each one's group."""
+def clear(leaders: dict[int, int | None], grace: float) -> None:
+    """Wait up to `grace` seconds for each leader to exit, then SIGKILL each one's group.
+
+    `leaders`: pid -> its start time (None: unknown, the pid is trusted). A pid now held
+    by a process that started at another time is not the leader's any more: left alone.
+    """
     deadline = time.monotonic() + grace
-    while any(_running(pid) for pid in leaders) and time.monotonic() < deadline:
+    while any(_running(pid, start) for pid, start in leaders.items()) and time.monotonic() < deadline:
         time.sleep(0.1)
-    for pid in leaders:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+    for pid, start in leaders.items():
+        kill_group_of(pid, start)
 
 
-def _running(pid: int) -> bool:
-    """Whether `pid` is alive: not a zombie (init may be slow, or never, to reap it)."""
+def kill_group_of(pid: int, start: int | None) -> None:
+    """SIGKILL the process group `pid` led, unless `pid` now names another process."""
+    if reused(pid, start):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def start_time(pid: int) -> int | None:
+    """When `pid` started, in clock ticks since boot (/proc/PID/stat, field 22): with the
+    pid, one process for the machine's uptime. None where there is no /proc, or no `pid`."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # The command name (field 2) may hold spaces and parentheses: split after its ")".
+            return int(f.read().rsplit(b") ", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def reused(pid: int, start: int | None) -> bool:
+    """`pid` now names a process other than the one that started at `start`."""
+    if start is None:
+        return False
+    now = start_time(pid)
+    return now is not None and now != start
+
+
+def _running(pid: int, start: int | None) -> bool:
+    """Whether `pid` is alive and still the one watched: not a zombie (init may be slow, or
+    never, to reap it), not a new process under a reused pid."""
+    if reused(pid, start):
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

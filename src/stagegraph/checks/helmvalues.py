@@ -22,7 +22,8 @@ from typing import Any
 
 from stagegraph.checks import CheckRun, Finding, register
 from stagegraph.checks.charts import ChartData
-from stagegraph.checks.tfeval import Evaluator, contains_unknown, resources
+from stagegraph.checks.tfresources import resources
+from stagegraph.tfexpr import Evaluator, is_known
 
 NAME = "helm-values"
 
@@ -52,6 +53,17 @@ FREE_FORM: dict[str, tuple[str, ...]] = {
     # Loki's own configuration section, written out with toYaml.
     "loki": ("loki.storage", "loki.limits_config.*"),
 }
+
+
+#: Maps every chart passes through whole into a container spec (`toYaml .Values...resources`):
+#: their keys are Kubernetes resource names (cpu, memory, nvidia.com/gpu, ...), whatever
+#: example the chart's values.yaml shows. The parent key must be `resources`.
+RESOURCE_LISTS = ("requests", "limits")
+
+
+def _resource_list(path: str) -> bool:
+    parts = path.split(".")
+    return len(parts) >= 2 and parts[-2] == "resources" and parts[-1] in RESOURCE_LISTS
 
 
 def release_values(body: Mapping[str, Any], ev: Evaluator) -> dict[str, Any]:
@@ -116,6 +128,8 @@ def unknown_keys(
     open_ = (open_ and path != "") or path in free
     for key, value in values.items():
         here = f"{path}.{key}" if path else str(key)
+        if _resource_list(here):  # Kubernetes judges its keys (kubernetes-objects), not the chart
+            continue
         in_defaults = isinstance(defaults, dict) and key in defaults
         if not in_defaults and key not in props:
             if not open_ and not (path == "" and key == "global"):
@@ -135,7 +149,7 @@ def schema_errors(merged: dict[str, Any], schema: dict[str, Any]) -> Iterator[st
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
     for error in sorted(cls(schema).iter_errors(merged), key=lambda e: list(e.absolute_path)):
         # Keys are always known; a value Terraform fills in later is never judged.
-        if error.validator not in ("additionalProperties", "required") and contains_unknown(error.instance):
+        if error.validator not in ("additionalProperties", "required") and not is_known(error.instance):
             continue
         path = ".".join(str(p) for p in error.absolute_path) or "(top)"
         yield f"{path}: {error.message}"
@@ -165,7 +179,7 @@ def check_helm_values(run: CheckRun) -> Iterator[Finding]:
     missing: dict[str, str] = {}
     for stage in run.stages:
         for file, doc in stage.terraform_documents().items():
-            ev = Evaluator(doc)
+            ev = Evaluator([doc], calls=True)
             for res in resources(doc):
                 if res.type != "helm_release":
                     continue
@@ -177,7 +191,7 @@ def check_helm_values(run: CheckRun) -> Iterator[Finding]:
                     missing[f"{chart} {version}"] = data
                     yield Finding.skipped(stage.name, NAME, f"{where}: {data}")
                     continue
-                shaped = release_values(res.body, Evaluator(doc, shape=True))
+                shaped = release_values(res.body, Evaluator([doc], calls=True, shape=True))
                 yield from _check_release(stage.name, where, data, release_values(res.body, ev), shaped)
 
 

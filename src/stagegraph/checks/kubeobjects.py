@@ -22,7 +22,8 @@ import yaml
 from stagegraph.checks import CheckRun, Finding, StageRender, register
 from stagegraph.checks.charts import DataLoader
 from stagegraph.checks.crdschema import CrdIndex
-from stagegraph.checks.tfeval import UNKNOWN, Evaluator, contains_unknown, resources
+from stagegraph.checks.tfresources import resources
+from stagegraph.tfexpr import UNKNOWN, Evaluator, is_known
 
 NAME = "kubernetes-objects"
 
@@ -56,7 +57,7 @@ def objects_of(stage: StageRender, *, shape: bool = False) -> Iterator[KubeObjec
             if isinstance(doc, dict):
                 yield KubeObject(name, doc)
     for file, doc in stage.terraform_documents().items():
-        ev = Evaluator(doc, shape=shape)
+        ev = Evaluator([doc], calls=True, shape=shape)
         for res in resources(doc):
             where = f"{file} {res.address}"
             if res.type == "kubectl_manifest":
@@ -88,7 +89,7 @@ _KEY_VALIDATORS = frozenset({"additionalProperties", "required", "propertyNames"
 
 
 def _about_placeholder(instance: Any) -> bool:
-    return contains_unknown(instance) or _PLACEHOLDER in repr(instance)
+    return not is_known(instance) or _PLACEHOLDER in repr(instance)
 
 
 class KubeSchemas:

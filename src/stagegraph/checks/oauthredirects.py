@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from stagegraph.checks import CheckRun, Finding, register
-from stagegraph.checks.tfeval import resources
+from stagegraph.checks.tfresources import resources
 
 NAME = "oauth-redirects"
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from stagegraph.checks import CheckRun, Finding, register
 from stagegraph.checks.kubeobjects import KubeObject, objects_of
-from stagegraph.checks.tfeval import UNKNOWN, Evaluator, resources
+from stagegraph.checks.tfresources import resources
+from stagegraph.tfexpr import UNKNOWN, Evaluator
 
 NAME = "secret-references"
 
@@ -54,7 +55,7 @@ def _created(run: CheckRun) -> set[str]:
     names: set[str] = set(CHART_SECRETS)
     for stage in run.stages:
         for doc in stage.terraform_documents().values():
-            ev = Evaluator(doc)
+            ev = Evaluator([doc], calls=True)
             for res in resources(doc):
                 if res.type in ("kubernetes_secret", "kubernetes_secret_v1"):
                     meta = res.body.get("metadata") or [{}]

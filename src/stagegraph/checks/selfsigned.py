@@ -15,7 +15,8 @@ from typing import Any
 
 from stagegraph.checks import CheckRun, Finding, register
 from stagegraph.checks.kubeobjects import KubeObject, objects_of
-from stagegraph.checks.tfeval import SHAPE_WORD, resources
+from stagegraph.checks.tfresources import resources
+from stagegraph.tfexpr import SHAPE_WORD
 
 NAME = "self-signed-callers"
 

@@ -86,6 +86,25 @@ class RunOptions:
         return self.graph.names
 
     @cached_property
+    def destroying(self) -> list[str]:
+        """The stages this destroy command line reaches, in the order it destroys them."""
+        keep = self.keep
+        order = [n for n in reversed(self.graph.names) if n not in keep]
+        if "destroy" in self.argv[1:]:
+            return order
+        # `doit destroy:X`: X, what depends on it, and in a serial run the stages before it.
+        after = previous_in(order) if self.serial else {}
+        todo = [t.split(":", 1)[1] for t in self.argv[1:] if t.startswith("destroy:")]
+        reached: set[str] = set()
+        while todo:
+            name = todo.pop()
+            if name in reached or name not in order:
+                continue
+            reached.add(name)
+            todo += [*self.graph.dependents(name), *after.get(name, [])]
+        return [n for n in order if n in reached]
+
+    @cached_property
     def serial(self) -> bool:
         return serial_run(self.argv, int(DOIT_CONFIG["num_process"]))
 

@@ -129,7 +129,11 @@ class CondaStore(Section):
     default_namespace: str = Field(
         "nebari-git", description="Namespace of the environments listed in this file."
     )
-    object_storage: Quantity = Field("200Gi", description="Size of conda-store's object storage volume.")
+    object_storage: Quantity = Field(
+        "200Gi",
+        description="Size of conda-store's object storage volume (MinIO: build artifacts such as "
+        "lockfiles, logs and archives).",
+    )
     worker: CondaStoreWorker = Field(
         default_factory=dict,
         validate_default=True,

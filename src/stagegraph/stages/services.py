@@ -5,7 +5,8 @@ adds its resources to the module and returns what the others need:
 
   svc_storage      shared home and conda-store volumes (NFS)
   svc_forwardauth  login check for private routes (08's extensions use it)
-  svc_conda_store  conda-store and the configured environments
+  svc_conda_store  conda-store server and worker, and the configured environments
+  svc_conda_store_backends  its PostgreSQL, Redis (svc_postgres, svc_redis) and MinIO
   svc_jupyterhub   JupyterHub, profiles (svc_profiles), theme, idle culler, lab files,
                    and the users' secrets of their groups (user_secrets)
   svc_jhub_apps    jhub-apps, when enabled (hub configuration)
@@ -234,6 +235,8 @@ STAGE = Stage(
         "images.jupyterlab",
         "images.dask_worker",
         "images.conda_store",
+        "images.postgres",
+        "images.redis",
         "images.nebari_workflow_controller",
         "images.nfs_server",
         "images.oauth2_proxy",

@@ -1,11 +1,12 @@
 """conda-store: builds the configured environments and serves them at /conda-store.
 
-One Deployment runs conda-store-server in standalone mode (API server and build worker in
-one pod, SQLite and the celery broker on its own volume of `conda_store.object_storage`),
-so no database or broker chart is needed. Environments are written into the shared
+As in Nebari, two Deployments: the server (API and UI) and a celery worker that builds.
+They share PostgreSQL, Redis and MinIO (`svc_conda_store_backends`) and the shared
 conda-store volume (`storage.conda_store`), which every JupyterLab server and Dask worker
 mounts under /home/conda/<namespace>. The worker watches the environment files of
-`environments` (a ConfigMap) and builds them into `conda_store.default_namespace`.
+`environments` (a ConfigMap) and builds them into `conda_store.default_namespace`; it
+gets `conda_store.worker.resources`. Both load the same configuration file, so both get
+the same environment (secrets as `secretKeyRef`s).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from stagegraph.stage import RenderContext
 from stagegraph.stages import svc_argo_scheduler
+from stagegraph.stages.svc_conda_store_backends import conda_store_backends
 from stagegraph.stages.svc_images import resolve_image
 from stagegraph.stages.svc_kube import (
     NAMESPACE,
@@ -30,32 +32,55 @@ from stagegraph.stages.svc_storage import SharedVolumes
 from stagegraph.tfjson import Ref, TerraformModule, literal
 
 NAME = "conda-store-server"
+WORKER = "conda-store-worker"
 PORT = 8080
-STATE_DIR = "/var/lib/conda-store"
 ENVIRONMENTS_DIR = "/opt/environments"
+#: The server answers API calls and serves the UI; builds run in the worker.
+SERVER_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}
 
 CONFIG = """\
 # stagegraph 07: conda-store settings. Values from nebari-config.yaml come from
 # settings.json (conda_store.*); conda_store.extra_config is appended below.
 import json
 import os
+from urllib.parse import quote
 
 with open("/etc/conda-store/settings.json") as handle:
     settings = json.load(handle)
 
 c.CondaStore.store_directory = "/home/conda/"
 c.CondaStore.environment_directory = "{store_directory}/{namespace}/envs/{name}"
-c.CondaStore.database_url = "sqlite:////var/lib/conda-store/conda-store.sqlite"
-c.CondaStore.celery_broker_url = "sqla+sqlite:////var/lib/conda-store/celery-broker.sqlite"
-c.CondaStore.celery_results_backend = "db+sqlite:////var/lib/conda-store/celery-results.sqlite"
 c.CondaStore.default_namespace = settings["default_namespace"]
-c.LocalStorage.storage_path = "/var/lib/conda-store/storage"
-c.LocalStorage.storage_url = settings["url"] + "storage"
+
+# PostgreSQL, and Redis as celery's broker and result backend (conda-store uses redis_url
+# for both when set); passwords come from the pod's environment (Kubernetes secrets).
+db = settings["database"]
+db_password = quote(os.environ[db["password_env"]], safe="")
+c.CondaStore.database_url = (
+    f"postgresql+psycopg2://{quote(db['user'], safe='')}:{db_password}@{db['host']}:{db['port']}/{db['name']}"
+)
+redis = settings["redis"]
+redis_password = quote(os.environ[redis["password_env"]], safe="")
+c.CondaStore.redis_url = f"redis://:{redis_password}@{redis['host']}:{redis['port']}/0"
+
+# Build artifacts in MinIO (S3); the class by its import path (traitlets resolves it).
+s3 = settings["s3"]
+c.CondaStore.storage_class = "conda_store_server.storage.S3Storage"
+c.S3Storage.internal_endpoint = s3["internal_endpoint"]
+c.S3Storage.internal_secure = False
+c.S3Storage.external_endpoint = s3["external_endpoint"]
+c.S3Storage.external_secure = s3["external_secure"]
+c.S3Storage.access_key = os.environ[s3["access_key_env"]]
+c.S3Storage.secret_key = os.environ[s3["secret_key_env"]]
+c.S3Storage.region = s3["region"]
+c.S3Storage.bucket_name = s3["bucket"]
 
 c.CondaStoreServer.address = "0.0.0.0"
 c.CondaStoreServer.port = 8080
 c.CondaStoreServer.url_prefix = "/conda-store"
-c.CondaStoreServer.standalone = True
+c.CondaStoreServer.behind_proxy = True
+# Builds run in the separate worker Deployment.
+c.CondaStoreServer.standalone = False
 # The authentication class (a GenericOAuthAuthentication that applies roles) is below.
 oauth = settings["oauth"]
 c.GenericOAuthAuthentication.authorize_url = oauth["authorize_url"]
@@ -83,6 +108,7 @@ def conda_store(ctx: RenderContext, m: TerraformModule, node_selector: str, volu
     section = ctx.config.conda_store
     argo = ctx.config.argo_workflows.enabled
     scheduler = svc_argo_scheduler.CONDA_STORE_CONFIG if argo else ""
+    backends = conda_store_backends(ctx, m, node_selector)
     m.local(
         "conda_store_environments",
         {
@@ -107,6 +133,7 @@ def conda_store(ctx: RenderContext, m: TerraformModule, node_selector: str, volu
                 "userinfo_url": ep["userinfo"],
                 "callback_url": "https://${var.domain}/conda-store/oauth_callback/",
             },
+            **backends.settings,
         },
     )
     environments = m.resource(
@@ -130,60 +157,62 @@ def conda_store(ctx: RenderContext, m: TerraformModule, node_selector: str, volu
             },
         },
     )
-    state = m.resource(
-        "kubernetes_persistent_volume_claim",
-        "conda_store_state",
-        {
-            "metadata": [{"name": "conda-store-state", "namespace": NAMESPACE}],
-            "spec": [
-                {
-                    "access_modes": ["ReadWriteOnce"],
-                    "resources": [{"requests": {"storage": literal(section.object_storage)}}],
-                }
-            ],
-            "wait_until_bound": False,
-        },
-    )
     image = resolve_image(
         ctx, "conda_store", field="conda_store.image", name=section.image, tag=section.image_tag
     )
-    container: dict[str, Any] = {
+    # Both load the same configuration file, which reads every one of these variables.
+    env = [
+        client_secret_env("CONDA_STORE_OAUTH_CLIENT_SECRET", "conda_store"),
+        *([svc_argo_scheduler.conda_store_env()] if argo else []),
+        *backends.env,
+    ]
+    config_volume = {"name": "config", "configMap": {"name": "conda-store-config"}}
+    shared = {"name": "conda-store", "persistentVolumeClaim": {"claimName": volumes.conda_store}}
+    mounts = [
+        {"name": "config", "mountPath": "/etc/conda-store"},
+        {"name": "conda-store", "mountPath": "/home/conda"},
+    ]
+    server: dict[str, Any] = {
         "name": "conda-store",
         "image": image.ref,
         "args": ["conda-store-server", "--config", "/etc/conda-store/conda_store_config.py"],
-        "env": [
-            client_secret_env("CONDA_STORE_OAUTH_CLIENT_SECRET", "conda_store"),
-            *([svc_argo_scheduler.conda_store_env()] if argo else []),
-        ],
+        "env": env,
         "ports": [{"name": "http", "containerPort": PORT}],
-        "volumeMounts": [
-            {"name": "config", "mountPath": "/etc/conda-store"},
-            {"name": "environments", "mountPath": ENVIRONMENTS_DIR},
-            {"name": "state", "mountPath": STATE_DIR},
-            {"name": "conda-store", "mountPath": "/home/conda"},
-        ],
+        "volumeMounts": mounts,
         "readinessProbe": {"httpGet": {"path": "/conda-store/api/v1/", "port": PORT}},
+        "resources": SERVER_RESOURCES,
+    }
+    builder: dict[str, Any] = {
+        "name": "conda-store-worker",
+        "image": image.ref,
+        "args": ["conda-store-worker", "--config", "/etc/conda-store/conda_store_config.py"],
+        "env": env,
+        "volumeMounts": [*mounts, {"name": "environments", "mountPath": ENVIRONMENTS_DIR}],
     }
     resources = _resources(ctx)
     if resources:
-        container["resources"] = resources
+        builder["resources"] = resources
+    after = (config, *backends.ready, *volumes.ready)
     pod = manifest(
         m,
         "conda_store_server",
+        deployment(NAME, [server], node_selector, volumes=[config_volume, shared]),
+        after=after,
+    )
+    manifest(
+        m,
+        "conda_store_worker",
         deployment(
-            NAME,
-            [container],
+            WORKER,
+            [builder],
             node_selector,
             volumes=[
-                {"name": "config", "configMap": {"name": "conda-store-config"}},
+                config_volume,
+                shared,
                 {"name": "environments", "configMap": {"name": "conda-store-environments"}},
-                {"name": "state", "persistentVolumeClaim": {"claimName": "conda-store-state"}},
-                {"name": "conda-store", "persistentVolumeClaim": {"claimName": volumes.conda_store}},
             ],
-            # SQLite on a ReadWriteOnce volume: never two pods at once.
-            strategy="Recreate",
         ),
-        after=(environments, config, state, *volumes.ready),
+        after=(environments, *after),
     )
     svc = manifest(m, "conda_store_service", service(NAME, {"http": PORT}))
     ingress_route(
@@ -196,7 +225,7 @@ def conda_store(ctx: RenderContext, m: TerraformModule, node_selector: str, volu
 
 
 def _resources(ctx: RenderContext) -> dict[str, Any]:
-    """Container resources from conda_store.worker.resources (the build worker runs here)."""
+    """The build worker's container resources, from conda_store.worker.resources."""
     worker = ctx.config.conda_store.worker
     res = worker.resources if worker is not None else None
     if res is None:

@@ -1,7 +1,9 @@
 """01-terraform-state: where every later stage keeps its Terraform state.
 
-For local, existing and sandbox deployments Nebari keeps a local `terraform.tfstate` next
-to each stage, and so do we; this stage records that layout (and the config that chose it)
+For local and existing deployments with `terraform_state.type: remote` (the default)
+every stage from 03 on (existing: every stage) keeps its state in a Secret of the cluster
+through Terraform's kubernetes backend, as Nebari does; sandbox keeps a local
+`terraform.tfstate` next to each stage. This stage records that layout (and the config that chose it)
 so that a change of state backend is a visible, applied change. On a cloud with
 `terraform_state.type: remote` (the default) it creates the state store instead
 (`stagegraph.stages.cloud.state`), keeping its own state locally as Nebari does, and every
@@ -38,6 +40,8 @@ def render(ctx: RenderContext) -> Rendered:
     m = TerraformModule(sandbox=False, comment=header(NAME))  # built-in provider only: same everywhere
     m.require(ctx.pins.version("terraform"), {})
     backend = state.backend if state.type == "existing" and state.backend else "local"
+    if state.type == "remote" and ctx.provider in ("existing", "local"):
+        backend = "kubernetes"  # Nebari's: Secrets in the cluster (`names.kube_backend`)
     m.resource(
         "terraform_data",
         "state_layout",

@@ -100,7 +100,40 @@ def s3_prefix(body: dict[str, Any]) -> str:
     return str(body.get("key") or "stagegraph").strip("/").removesuffix(".tfstate")
 
 
-def remote_backend(config: NebariConfig, stage_dir: str) -> tuple[str, dict[str, Any]] | None:
+def kube_state_deployment(config: NebariConfig) -> str:
+    """What names a deployment's objects in a kubernetes backend's namespace.
+
+    `project-namespace`, as Nebari's `secret_suffix` starts, lowercased with `_` as `-`
+    (Secret names are DNS subdomains); `secret_suffix` in an `existing` kubernetes
+    backend's config replaces it.
+    """
+    state = config.terraform_state
+    if state.type == "existing" and state.config.get("secret_suffix"):
+        return state.config["secret_suffix"]
+    return cluster_name(config).lower().replace("_", "-")
+
+
+def kube_backend(config: NebariConfig, stage: str) -> dict[str, Any]:
+    """The kubernetes backend of one stage on `local`/`existing` with `type: remote`.
+
+    As Nebari does: `secret_suffix` per stage (the state Secret is
+    `tfstate-default-<project>-<namespace>-<stage>`) in the `default` namespace (it exists
+    before stage 03 creates the deployment's own). The block names no kubeconfig and no
+    context: stagegraph gives Terraform KUBE_CONFIG_PATH and KUBE_CTX from where
+    02-infrastructure finds the cluster (`sharedstate.backend_env`), so the render holds no
+    machine path and a new kubeconfig or context is not a backend change (which Terraform
+    would refuse without `init -reconfigure`). By hand: export the same two variables.
+    """
+    return {
+        "secret_suffix": f"{kube_state_deployment(config)}-{stage}",
+        "namespace": "default",
+        "load_config_file": True,
+    }
+
+
+def remote_backend(
+    config: NebariConfig, stage_dir: str, stage: str | None = None
+) -> tuple[str, dict[str, Any]] | None:
     """The backend block of one stage directory, or None for local state.
 
     Terraform allows no variables in a backend block, so it is rendered as literal
@@ -113,6 +146,9 @@ def remote_backend(config: NebariConfig, stage_dir: str) -> tuple[str, dict[str,
         if not state.backend:
             return None
         body = dict(state.config)
+        if state.backend == "kubernetes" and stage is not None:
+            # As for s3: one Secret per stage, named from the suffix.
+            body["secret_suffix"] = f"{kube_state_deployment(config)}-{stage}"
         if state.backend == "s3":
             # One backend block is shared by every stage, so `key` names a folder and each
             # stage keeps its own state object in it (the same key would make every stage
@@ -144,5 +180,11 @@ def remote_backend(config: NebariConfig, stage_dir: str) -> tuple[str, dict[str,
             "container_name": azure_container(config),
             "key": f"terraform/{name}/{stage_dir}",
         }
-    # remote on sandbox/local/existing: local state next to each stage, as before.
+    if config.provider in ("existing", "local") and stage is not None:
+        # Nebari's kubernetes backend: state Secrets in the cluster. The kind cluster of
+        # `local` exists only once 02 applied, so 01 and 02 keep local state there.
+        if config.provider == "local" and stage in ("01-terraform-state", "02-infrastructure"):
+            return None
+        return "kubernetes", kube_backend(config, stage)
+    # remote on sandbox: local state next to each stage, as before.
     return None
