@@ -254,8 +254,9 @@ def prepare(project: Project, stack: ExitStack, *, lock: bool) -> Move | None:
     for side in (source, target):
         if side.kind == "remote":
             raise MoveRefusedError(
-                f"{project.config_name}: terraform_state.type remote: the store stage 01 creates on a cloud "
-                "is not moved by `doit move_state` (between local and an existing backend only)"
+                f"{project.config_name}: terraform_state.type remote ({side.describe()}) is not moved by "
+                "`doit move_state`, which moves between local state and a backend named with type "
+                "existing: use one of those"
             )
     source_view = project.with_config(_source_config(project, source))
     if lock:
