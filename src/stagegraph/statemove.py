@@ -29,8 +29,6 @@ written byte for byte.
 
 from __future__ import annotations
 
-import json
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -40,146 +38,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagegraph.errors import DeployError
+from stagegraph.statecopy import MoveRefusedError, Side, TfState
 from stagegraph.statelocation import (
     JOURNAL_FILE,
     MARKER_OBJECT,
     MoveJournal,
     StateLocation,
-    StoreObjects,
     configured_location,
     current_location,
-    moved_marker,
     read_journal,
-    store_objects,
     write_journal,
     write_location,
 )
-from stagegraph.tfstate import STATE_FILE, StateIdentity
+from stagegraph.stateretire import MOVED_DIR, RETIRED, retire
+from stagegraph.tfstate import STATE_FILE
 
 if TYPE_CHECKING:
     from stagegraph.project import Project
     from stagegraph.records import StageRecord
     from stagegraph.stage import Stage
-    from stagegraph.terraform import Terraform, TerraformBinary
 
-MOVED_DIR = "state-moved"
-RETIRED = "retired"
 #: The only rendered file a move changes in a stage other than 01: the backend block.
 _BACKEND_INPUTS = {"file:backend.tf.json"}
-
-
-class MoveRefusedError(DeployError):
-    """The move cannot start: something is half-applied, or the target is not free."""
-
-
-@dataclass(frozen=True)
-class TfState:
-    """A Terraform state as read: its bytes and what identifies it."""
-
-    data: bytes
-    lineage: str
-    serial: int
-    content: str  # resources and outputs, canonical: what must arrive unchanged
-
-    @classmethod
-    def parse(cls, data: bytes) -> TfState | None:
-        """None for no state (an empty key reads as lineage "")."""
-        if not data.strip():
-            return None
-        doc = json.loads(data)
-        if not isinstance(doc, dict) or not doc.get("lineage"):
-            return None
-        content = json.dumps({"r": doc.get("resources", []), "o": doc.get("outputs", {})}, sort_keys=True)
-        return cls(data, str(doc["lineage"]), int(doc.get("serial", 0)), content)
-
-    def identity(self) -> StateIdentity:
-        return StateIdentity(lineage=self.lineage, serial=self.serial)
-
-    def short(self) -> str:
-        return f"lineage {self.lineage[:8]}, serial {self.serial}"
-
-
-class Side:
-    """One place state can be: local files next to each stage, or a Terraform backend."""
-
-    def __init__(
-        self, view: Project, where: StateLocation, binary: TerraformBinary, stack: ExitStack
-    ) -> None:
-        self.view = view
-        self.where = where
-        self._binary = binary
-        self._stack = stack
-        self._tf: dict[str, Terraform] = {}
-
-    def backend(self, stage: Stage) -> dict[str, Any] | None:
-        from stagegraph.render import stage_backend
-
-        return None if self.where.is_local else stage_backend(stage, self.view.config)
-
-    def _terraform(self, stage: Stage) -> Terraform:
-        """Terraform in a scratch folder holding only the stage's backend block (no providers)."""
-        from stagegraph.terraform import Terraform
-
-        if stage.name not in self._tf:
-            doc = self.backend(stage)
-            assert doc is not None
-            scratch = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="stagegraph-move-")))
-            (scratch / "main.tf.json").write_text(
-                json.dumps({"terraform": doc["terraform"]}), encoding="utf-8"
-            )
-            logs = self.view.state_dir / "logs"
-            logs.mkdir(parents=True, exist_ok=True)
-            tf = Terraform(self._binary, scratch, logs / f"{stage.name}.move_state.log")
-            tf.init()
-            self._tf[stage.name] = tf
-        return self._tf[stage.name]
-
-    def read(self, stage: Stage) -> TfState | None:
-        if self.where.is_local:
-            path = self.view.stage_dir(stage) / STATE_FILE
-            try:
-                return TfState.parse(path.read_bytes())
-            except FileNotFoundError:
-                return None
-            except (OSError, ValueError) as exc:
-                raise MoveRefusedError(
-                    f"{path}: unreadable Terraform state ({type(exc).__name__}); restore it, or "
-                    f"`doit forget_state {stage.name}`"
-                ) from None
-        try:
-            return TfState.parse(self._terraform(stage).state_pull())
-        except ValueError:
-            raise MoveRefusedError(
-                f"{self.where.describe()}: the state of {stage.name} is not a Terraform state; restore it "
-                "from the bucket's versions"
-            ) from None
-
-    def write(self, stage: Stage, state: TfState) -> TfState:
-        """Put `state` here; what reads back (checked by the caller)."""
-        from stagegraph.atomic import write_atomic
-
-        if self.where.is_local:
-            path = self.view.stage_dir(stage) / STATE_FILE
-            write_atomic(path, state.data, 0o600)
-            found = self.read(stage)
-            assert found is not None
-            return found
-        tf = self._terraform(stage)
-        with tempfile.TemporaryDirectory(prefix="stagegraph-push-") as tmp:
-            file = Path(tmp) / "push.tfstate"
-            file.write_bytes(state.data)
-            file.chmod(0o600)
-            current = self.read(stage)
-            if current is None or (current.lineage == state.lineage and current.serial < state.serial):
-                tf.state_push(file)  # a plain push: refuses any other lineage
-                current = self.read(stage)
-            if current is not None and current.lineage != state.lineage and current.content == state.content:
-                # Our own copy, given a new lineage by the backend: put the source's back.
-                tf.state_push(file, force=True)
-                current = self.read(stage)
-        if current is None:
-            raise DeployError(f"{self.where.describe()}: the state of {stage.name} did not arrive; run again")
-        return current
 
 
 def _now_stamp() -> str:
@@ -411,7 +291,7 @@ def run(move: Move, apply_layout: Any) -> list[str]:
         write_location(project.state_dir, move.target.where)
         move.journal = move.journal.model_copy(update={"switched": True})
         write_journal(project.state_dir, move.journal)
-    lines += _retire(move)
+    lines += retire(move)
     apply_layout()
     (project.state_dir / JOURNAL_FILE).unlink(missing_ok=True)
     done = "finished the interrupted move" if move.resumed else f"moved {len(move.stages)} stage(s)"
@@ -490,86 +370,6 @@ def _write_records(move: Move) -> None:
                 read_identity(project.stage_dir(m.stage)) if move.target.where.is_local else None
             )
         move.target.view.records.put(record.model_copy(update=update))
-
-
-def _retire(move: Move) -> list[str]:
-    project = move.project
-    stamp = move.journal.stamp
-    aside = project.state_dir / MOVED_DIR / stamp
-    moved = 0
-    # Terraform's memory of the old backend (.terraform/terraform.tfstate) would make the next
-    # init ask to migrate again: it goes aside with the state.
-    for stage in project.graph.stages:
-        names = [".terraform/terraform.tfstate"]
-        if move.source.where.is_local:
-            names += [p.name for p in sorted(project.stage_dir(stage).glob("terraform.tfstate*"))]
-        for name in names:
-            path = project.stage_dir(stage) / name
-            if path.is_file():
-                dest = aside / stage.name / name.replace("/", "_")
-                dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                shutil.move(str(path), str(dest))
-                moved += 1
-    lines = []
-    objects = store_objects(move.source.view)
-    source_store = move.source.view.shared_store
-    if source_store is None and project.shared_store is not None:
-        # The source's records were this folder's; the target keeps them in its store now.
-        records = project.state_dir / "records"
-        for path in sorted(records.glob("*.json")) if records.is_dir() else []:
-            dest = aside / "records" / path.name
-            dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            shutil.move(str(path), str(dest))
-            moved += 1
-    if source_store is not None and objects is None:
-        # A store of records only (Kubernetes ConfigMaps): a copy here, then out of the store.
-        from stagegraph.sharedstate.store import record_name
-
-        for stage in project.graph.stages:
-            got = source_store.get(record_name(stage.name))
-            if got is not None:
-                dest = aside / "records" / f"{stage.name}.json"
-                dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                dest.write_bytes(got.data)
-                source_store.delete(record_name(stage.name), got.version)
-                moved += 1
-    if moved:
-        lines.append(
-            f"moved {moved} local file(s) aside into {aside} (old state, records, Terraform's note of "
-            "the old backend; delete it when you are sure)"
-        )
-    if objects is not None:
-        count = _retire_objects(move, objects, stamp)
-        objects.put(MARKER_OBJECT, moved_marker(move.target.where))
-        lines.append(
-            f"retired {count} object(s) under {objects.url(f'{RETIRED}/{stamp}/')}; "
-            f"{objects.url(MARKER_OBJECT)} names the new place"
-        )
-    target_objects = store_objects(project)
-    if target_objects is not None:
-        target_objects.delete(MARKER_OBJECT)  # the state is back: a marker of an earlier move goes
-    return lines
-
-
-def _retire_objects(move: Move, objects: StoreObjects, stamp: str) -> int:
-    """Move the source store's state objects and records aside (copy, then delete the original)."""
-    count = 0
-    for stage in move.project.graph.stages:
-        names = [f"records/{stage.name}.json"]
-        backend = move.source.backend(stage)
-        if backend is not None and move.source.where.backend == "s3":
-            from stagegraph.stages.cloud.names import s3_prefix
-
-            body = next(iter(backend["terraform"]["backend"].values()))
-            names.append(str(body["key"]).removeprefix(s3_prefix(move.source.where.settings) + "/"))
-        for name in names:
-            got = objects.get(name)
-            if got is None:
-                continue
-            objects.put(f"{RETIRED}/{stamp}/{name}", got)
-            objects.delete(name)
-            count += 1
-    return count
 
 
 @contextmanager
