@@ -171,6 +171,9 @@ def do_status(s: Session, all: bool = False) -> None:
         return
     s.check_config()
     s.project.check_identity(record=False)
+    from stagegraph.statelocation import check_location
+
+    check_location(s.project)  # records read elsewhere would show every stage as never applied
     states = predict(s.project)
     rows = []
     for name in s.graph.names:
@@ -203,6 +206,9 @@ def do_why(s: Session, stages: Sequence[str]) -> None:
 
     s.check_config()
     s.project.check_identity(record=False)
+    from stagegraph.statelocation import check_location
+
+    check_location(s.project)
     if not stages:
         raise StagegraphError("name a stage: doit why STAGE (see `doit list`)")
     for name in stages:

@@ -10,6 +10,7 @@ nothing heavier.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -187,6 +188,13 @@ class Project:
     def stage_dir(self, stage: Stage) -> Path:
         return self.output_root / stage.directory(self.config.provider)
 
+    def with_config(self, config: NebariConfig) -> Project:
+        """This deployment seen with another config (`doit move_state` reads the state where it was
+        last applied): record store, shared lock and stage folders follow that config."""
+        other = dataclasses.replace(self)
+        other.__dict__["config"] = config  # the cached_property's slot: loaded, never re-read
+        return other
+
     @cached_property
     def shared_store(self) -> ConditionalStore | None:
         """The store of the deployment's shared records and lock; None when they are local."""
@@ -196,11 +204,6 @@ class Project:
 
         where = shared_location(self)
         return None if where is None else open_store(where)
-
-    @property
-    def shared_client(self) -> ConditionalStore | None:
-        """The name `shared_store` had when S3 was the only store."""
-        return self.shared_store
 
     @cached_property
     def records(self) -> RecordStore:

@@ -114,7 +114,8 @@ class Session:
 
     def command_name(self) -> str:
         """The task the user asked for (`deploy`, `destroy`, a stage name, ...), for records."""
-        known = {"deploy", "destroy", "destroy_orphans", "plan", "apply_plan", "render", *self.graph.names}
+        known = {"deploy", "destroy", "destroy_orphans", "plan", "apply_plan", "render", "move_state"}
+        known |= set(self.graph.names)
         for token in self.argv[1:]:
             if token.split(":")[0] in known:
                 return token.split(":")[0]
@@ -176,14 +177,23 @@ class Session:
         if self.load_error is not None:
             raise self.load_error
         hold_for_process(self.project.state_dir, command)
+        check_location = command != "move_state" and not self.cache.get("state_location_checked")
+        if check_location:
+            from stagegraph.statelocation import check_location as refuse_elsewhere
+
+            refuse_elsewhere(self.project)  # once a run: it may read the shared store
         store = self.project.shared_store
         if store is not None:
-            from stagegraph.sharedstate import Lease, hold_shared_lock, refuse_local_records
+            from stagegraph.sharedstate import Lease, hold_shared_lock
 
-            refuse_local_records(self.project.state_dir, store)
             state = self.project.config.terraform_state
             hold_shared_lock(store, command, Lease(state.lock_lease_s, state.lock_wait_s))
         self.project.check_identity(record=True, allowed=self.allowed_changes())
+        if check_location:
+            from stagegraph.statelocation import record_location
+
+            record_location(self.project)
+            self.cache["state_location_checked"] = True
 
 
 def failing_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:

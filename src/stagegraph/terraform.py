@@ -287,6 +287,14 @@ class Terraform:
         """`show -json` of a saved plan, or of the state when `plan_file` is None."""
         return self._json("show", ["-json", "-no-color", *([str(plan_file)] if plan_file else [])])
 
+    def state_pull(self) -> bytes:
+        """`state pull`: the state as stored by the backend (kept from the log: it holds secrets)."""
+        return self._run("state", ["pull"], capture=True).stdout.encode()
+
+    def state_push(self, path: PathLike, *, force: bool = False) -> None:
+        """`state push`; without `force` Terraform refuses a state of another lineage or older serial."""
+        self._run("state", ["push", *(["-force"] if force else []), str(path)])
+
     def version(self) -> str:
         version = str(self._json("version", ["-json"])["terraform_version"])
         _remember_version(self.binary, version)

@@ -41,6 +41,7 @@ def builtin_commands() -> tuple[CommandFn, ...]:
         views.status,
         views.why,
         engine.forget_state,
+        lifecycle.move_state,
         views.graph,
         tools.init,
         tools.schema,

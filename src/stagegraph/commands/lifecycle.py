@@ -62,3 +62,44 @@ def backup(s: Session) -> TaskDict:
         "params": BACKUP_PARAMS,
         "verbosity": 2,
     }
+
+
+MOVE_STATE_PARAMS: list[dict[str, Any]] = [
+    {
+        "name": "dry_run",
+        "long": "dry-run",
+        "default": False,
+        "type": bool,
+        "help": "say what would move, change nothing",
+    }
+]
+
+
+def move_state(s: Session) -> TaskDict:
+    """Move the Terraform state and records to where terraform_state now says (--dry-run)."""
+    return {
+        "basename": "move_state",
+        "actions": [(printing(_move_state, loaded=True), [s])],
+        "params": MOVE_STATE_PARAMS,
+        "verbosity": 2,
+    }
+
+
+def _move_state(s: Session, dry_run: bool) -> str:
+    from stagegraph.statemove import move_state as move
+
+    s.check_config()
+    if not dry_run:
+        s.hold_lock("move_state")  # this deployment's lock, and the target store's
+    project = s.project
+
+    def apply_layout() -> None:
+        # 01-terraform-state renders the layout: after a move it is the one stage to apply.
+        from stagegraph.deploy import apply_stage
+        from stagegraph.render import STATE_STAGE
+
+        record = project.records.get(STATE_STAGE) if STATE_STAGE in s.graph else None
+        if record is not None and record.status == "applied":
+            apply_stage(s.runtime(), STATE_STAGE)
+
+    return move(project, dry_run=dry_run, lock=not dry_run, apply_layout=apply_layout)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from stagegraph.errors import StagegraphError
 from stagegraph.sharedstate.lock import Lease, LockLostError, hold_shared_lock, lost_lock, refuse_if_lost
-from stagegraph.sharedstate.records import SharedRecordStore, refuse_local_records
+from stagegraph.sharedstate.records import SharedRecordStore
 from stagegraph.sharedstate.s3 import S3Client, S3Location
 from stagegraph.sharedstate.store import LOCK_OBJECT, RECORDS_FOLDER, ConditionalStore, Versioned
 
@@ -46,7 +46,6 @@ __all__ = [
     "LockLostError",
     "S3Client",
     "S3Location",
-    "S3RecordStore",
     "SharedRecordStore",
     "Versioned",
     "backend_env",
@@ -54,12 +53,8 @@ __all__ = [
     "lost_lock",
     "open_store",
     "refuse_if_lost",
-    "refuse_local_records",
     "shared_location",
 ]
-
-#: The name this class had when S3 was the only store (kept for code written against it).
-S3RecordStore = SharedRecordStore
 
 #: The namespace of the state Secrets when nothing names one (Terraform's own default).
 DEFAULT_NAMESPACE = "default"

@@ -108,20 +108,3 @@ class SharedRecordStore(RecordStore):
         with self._seen_lock:
             self._seen[stage] = None
         return self.store.delete(record_name(stage))
-
-
-def refuse_local_records(state_dir: Path, store: ConditionalStore) -> None:
-    """Refuse a deployment whose records are on this machine while its config says shared.
-
-    The shared store would look empty, and a deploy would apply every stage again against an
-    empty remote state: duplicates of everything. Moving state has to be done on purpose.
-    """
-    local = state_dir / RECORDS_FOLDER
-    found = sorted(local.glob("*.json")) if local.is_dir() else []
-    if found:
-        raise StagegraphError(
-            f"{local}: {len(found)} deploy records are on this machine, but terraform_state says the "
-            f"state is in {store.describe('')}; stagegraph cannot move state yet: put "
-            "terraform_state back (`terraform_state: {type: local}` keeps everything on this "
-            "machine), or move the state and records by hand (README, shared state)"
-        )
