@@ -16,9 +16,22 @@ import yaml
 from kubefake import FakeKube
 from sandboxproject import SandboxProject
 
-from stagegraph.backup import job_now, render_backup
+from stagegraph.backup import Bucket, Database, Platform, job_now, render_backup
 from stagegraph.records import RecordStore
 from stagegraph.schema.tool import Backup
+
+
+def platform(namespace: str = "prod", *, keycloak_on_postgres: bool = True) -> Platform:
+    return Platform(
+        namespace=namespace,
+        keycloak_url="http://kc/auth",
+        tools_image="img:1",
+        postgres_image="pg:16",
+        s3_image="aws:2",
+        keycloak_database=Database("keycloak-postgresql", "keycloak", "keycloak") if keycloak_on_postgres else None,
+        conda_store_database=Database("conda-store-postgresql", "conda-store", "conda-store"),
+        artifacts=Bucket("conda-store-minio", 9000, "conda-store", "conda-store-minio-credentials", "us-east-1"),
+    )
 
 
 def cronjob(objects: list[dict[str, Any]]) -> dict[str, Any]:
@@ -27,13 +40,20 @@ def cronjob(objects: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_backup_runs_keycloak_then_files_in_one_pod_on_schedule() -> None:
-    objects = render_backup(Backup(schedule="30 2 * * 0", keep_days=7), "prod", "img:1", "http://kc/auth")
+    objects = render_backup(Backup(schedule="30 2 * * 0", keep_days=7), platform("prod"))
     assert [o["kind"] for o in objects] == ["ServiceAccount", "PersistentVolumeClaim", "ConfigMap", "CronJob"]
     assert all(o["metadata"]["namespace"] == "prod" for o in objects)
     spec = cronjob(objects)["spec"]
     assert spec["schedule"] == "30 2 * * 0" and spec["concurrencyPolicy"] == "Forbid"
     pod = spec["jobTemplate"]["spec"]["template"]["spec"]
-    assert [c["name"] for c in pod["initContainers"]] == ["keycloak", "conda-store", "shared-storage"]
+    assert [c["name"] for c in pod["initContainers"]] == [
+        "keycloak",
+        "keycloak-database",
+        "conda-store-database",
+        "conda-store-artifacts",
+        "conda-store",
+        "shared-storage",
+    ]
     claims = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in pod["volumes"]}
     assert claims["conda-store"] == "conda-store-prod-share"
     assert claims["shared-storage"] == "jupyterhub-prod-share"
@@ -53,7 +73,7 @@ def test_backup_runs_keycloak_then_files_in_one_pod_on_schedule() -> None:
 
 
 def test_backup_components_can_be_chosen() -> None:
-    objects = render_backup(Backup(components=["shared_storage"], storage_class="fast"), "dev", "i:1", "u")
+    objects = render_backup(Backup(components=["shared_storage"], storage_class="fast"), platform("dev"))
     pod = cronjob(objects)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert [c["name"] for c in pod["initContainers"]] == ["shared-storage"]
     claim = next(o for o in objects if o["kind"] == "PersistentVolumeClaim")
@@ -68,7 +88,7 @@ def test_backup_settings_are_checked() -> None:
 
 
 def test_job_now_copies_the_cronjob_template() -> None:
-    cj = cronjob(render_backup(Backup(), "dev", "i:1", "u"))
+    cj = cronjob(render_backup(Backup(), platform("dev")))
     job = job_now(cj, "nebari-backup-manual-1")
     assert job["kind"] == "Job" and job["spec"] == cj["spec"]["jobTemplate"]["spec"]
     assert job["metadata"]["annotations"] == {"cronjob.kubernetes.io/instantiate": "manual"}
@@ -103,6 +123,7 @@ def test_doit_backup_applies_the_cronjob_and_starts_a_job(fake: FakeKube, tmp_pa
     )
     out = project.doit("backup", "--now").stdout
     assert "wrote backup/backup.yaml (4 objects" in out
+    assert "restore with `doit backup --restore nebari-backup-manual-" in out
     assert "CronJob dev/nebari-backup: created" in out
     cj = fake.get("batch/v1", "cronjobs", "dev", "nebari-backup")
     assert cj is not None and cj["spec"]["schedule"] == "0 3 * * *"
@@ -113,6 +134,9 @@ def test_doit_backup_applies_the_cronjob_and_starts_a_job(fake: FakeKube, tmp_pa
     assert started is not None
     assert [c["name"] for c in started["spec"]["template"]["spec"]["initContainers"]] == [
         "keycloak",
+        "keycloak-database",
+        "conda-store-database",
+        "conda-store-artifacts",
         "conda-store",
         "shared-storage",
     ]

@@ -230,7 +230,8 @@ def backup(s: Session, now: bool, restore: str = "") -> str:
             job = job_now(objects[-1], name)
             client.request("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body=job)
             lines.append(
-                f"started Job {namespace}/{name}; follow it with `kubectl -n {namespace} logs -f job/{name} --all-containers`"
+                f"started Job {namespace}/{name}; follow it with `kubectl -n {namespace} logs -f job/{name} "
+                f"--all-containers`; restore with `doit backup --restore {name}`"
             )
     return "\n".join(lines)
 
