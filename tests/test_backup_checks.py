@@ -54,7 +54,9 @@ def test_the_backup_and_restore_objects_are_in_the_checked_render() -> None:
 
 def test_an_unknown_field_in_the_cronjob_is_a_problem() -> None:
     stages = with_backup_edited(
-        render_file(LOCAL), "backup.yaml", lambda docs: cron_pod(docs)["initContainers"][1].update(pgDump=True)
+        render_file(LOCAL),
+        "backup.yaml",
+        lambda docs: cron_pod(docs)["initContainers"][1].update(pgDump=True),
     )
     lines = problem_lines(check(stages, only=["kubernetes-objects"]))
     assert any(line.startswith("backup: kubernetes-objects:") and "pgDump" in line for line in lines), lines
@@ -83,5 +85,7 @@ def test_every_secret_the_backup_reads_is_created_by_a_stage_and_a_wrong_name_is
         ref = next(e for e in env if e["name"] == "PGPASSWORD")["valueFrom"]["secretKeyRef"]
         ref["name"] = "keycloak-postgres"
 
-    lines = problem_lines(check(with_backup_edited(stages, "backup.yaml", rename), only=["secret-references"]))
+    lines = problem_lines(
+        check(with_backup_edited(stages, "backup.yaml", rename), only=["secret-references"])
+    )
     assert len(lines) == 1 and "reads Secret 'keycloak-postgres', which no stage creates" in lines[0]

@@ -118,7 +118,11 @@ class Pod:
         return text
 
     def env(self, container: dict[str, Any], job: str) -> dict[str, str]:
-        env = {"PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}", "FAKE_LOG": str(self.log), "FAKE_S3": str(self.s3)}
+        env = {
+            "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}",
+            "FAKE_LOG": str(self.log),
+            "FAKE_S3": str(self.s3),
+        }
         for entry in container["env"]:
             source = entry.get("valueFrom")
             if source is None:
@@ -356,14 +360,16 @@ class FakeKeycloak:
 
 
 def keycloak_container(container: dict[str, Any], url: str) -> dict[str, Any]:
-    env = [e if e["name"] != "KEYCLOAK_URL" else {"name": "KEYCLOAK_URL", "value": url} for e in container["env"]]
+    env = [
+        e if e["name"] != "KEYCLOAK_URL" else {"name": "KEYCLOAK_URL", "value": url} for e in container["env"]
+    ]
     return {**container, "env": env}
 
 
 def test_users_exported_on_dev_file_are_re_created_after_the_switch_and_must_set_a_password(
     tmp_path: Path,
 ) -> None:
-    users = [
+    users: list[dict[str, Any]] = [
         {"id": f"u{i}", "username": f"user{i}", "requiredActions": [], "_groups": ["/analyst"], "_links": []}
         for i in range(205)  # more than one page of 200
     ]
@@ -378,7 +384,9 @@ def test_users_exported_on_dev_file_are_re_created_after_the_switch_and_must_set
         assert done.returncode == 0, done.stderr
         assert "205 users exported" in done.stdout and "no password hashes" in done.stdout
         exported = json.loads((pod.backup / RUN / "keycloak" / "users.json").read_text())
-        assert exported[0]["groups"] == ["/analyst"] and exported[0]["federatedIdentities"][0]["userId"] == "77"
+        assert (
+            exported[0]["groups"] == ["/analyst"] and exported[0]["federatedIdentities"][0]["userId"] == "77"
+        )
         assert json.loads((pod.backup / RUN / "keycloak" / "realm.json").read_text())["realm"] == "nebari"
         (pod.backup / "LATEST").write_text(RUN + "\n")
 
@@ -393,7 +401,10 @@ def test_users_exported_on_dev_file_are_re_created_after_the_switch_and_must_set
         assert request["ifResourceExists"] == "SKIP"
         first = request["users"][0]
         assert first["username"] == "user0" and "id" not in first
-        assert first["groups"] == ["/analyst"] and first["federatedIdentities"][0]["identityProvider"] == "github"
+        assert (
+            first["groups"] == ["/analyst"]
+            and first["federatedIdentities"][0]["identityProvider"] == "github"
+        )
         assert all(u["requiredActions"] == ["UPDATE_PASSWORD"] for u in request["users"])
         assert not any("credentials" in u for u in request["users"])  # no hashes to carry over
     finally:

@@ -31,6 +31,7 @@ back. Everything here is pure; `stagegraph.upgrade.commands.backup` applies it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -81,8 +82,8 @@ class Platform:
     postgres_image: str
     s3_image: str
     keycloak_database: Database | None  # None: Keycloak runs on dev-file
-    conda_store_database: Database
-    artifacts: Bucket
+    conda_store_database: Database | None  # None: an older conda-store on SQLite
+    artifacts: Bucket | None  # None: an older conda-store without object storage
 
     @property
     def volumes(self) -> tuple[tuple[str, str, str], ...]:
@@ -94,9 +95,19 @@ class Platform:
 
 
 def platform_of(
-    config: NebariConfig, lock: Lockfile, lockfile: str, keycloak_url: str | None = None
+    config: NebariConfig,
+    lock: Lockfile,
+    lockfile: str,
+    keycloak_url: str | None = None,
+    applied: Mapping[str, Any] | None = None,
 ) -> Platform:
-    """The Platform a config deploys (pure: the config, the pins and a recorded URL)."""
+    """The Platform a config deploys (pure: the config, the pins and what records say).
+
+    applied: the databases the applied stages run on (`security.keycloak.database`,
+    `conda_store.database`, as `stagegraph.immutable.recorded` reads them). They win over
+    the config, which may already name the next one: a dev-file Keycloak or a SQLite
+    conda-store whose switch the deploy refused has no PostgreSQL to dump.
+    """
     from stagegraph.lockfile import ImagePin
     from stagegraph.stages import keycloak as kc
     from stagegraph.stages import svc_conda_store_backends as cs
@@ -106,16 +117,22 @@ def platform_of(
         return pin.ref if isinstance(pin, ImagePin) else str(pin)
 
     namespace = config.namespace
-    on_postgres = kc.database_vendor(dict(config.security.keycloak.overrides)) == kc.POSTGRES
+    applied = applied or {}
+    vendor = applied.get("security.keycloak.database") or kc.database_vendor(
+        dict(config.security.keycloak.overrides)
+    )
+    conda_store_postgres = applied.get("conda_store.database", "postgresql") == "postgresql"
     return Platform(
         namespace=namespace,
         keycloak_url=keycloak_url or f"http://{kc.SERVICE}.{namespace}.svc:80{kc.BASE_PATH}",
         tools_image=config.default_images.jupyterlab or image("jupyterlab"),
         postgres_image=image("postgres"),
         s3_image=image("aws_cli"),
-        keycloak_database=Database(kc.DATABASE, kc.DB_NAME, kc.DB_USER) if on_postgres else None,
-        conda_store_database=Database(cs.DATABASE, cs.DB_NAME, cs.DB_USER),
-        artifacts=Bucket(cs.MINIO, cs.MINIO_PORT, cs.BUCKET, cs.MINIO_SECRET, cs.REGION),
+        keycloak_database=Database(kc.DATABASE, kc.DB_NAME, kc.DB_USER) if vendor == kc.POSTGRES else None,
+        conda_store_database=Database(cs.DATABASE, cs.DB_NAME, cs.DB_USER) if conda_store_postgres else None,
+        artifacts=Bucket(cs.MINIO, cs.MINIO_PORT, cs.BUCKET, cs.MINIO_SECRET, cs.REGION)
+        if conda_store_postgres
+        else None,
     )
 
 
@@ -147,11 +164,10 @@ def postgres_env(p: Platform, db: Database) -> list[dict[str, Any]]:
     ]
 
 
-def s3_env(p: Platform) -> list[dict[str, Any]]:
-    b = p.artifacts
+def s3_env(b: Bucket, namespace: str) -> list[dict[str, Any]]:
     return [
         {"name": "NAME", "value": "conda-store-artifacts"},
-        {"name": "S3_ENDPOINT", "value": f"http://{b.service}.{p.namespace}.svc:{b.port}"},
+        {"name": "S3_ENDPOINT", "value": f"http://{b.service}.{namespace}.svc:{b.port}"},
         {"name": "BUCKET", "value": b.bucket},
         {"name": "AWS_DEFAULT_REGION", "value": b.region},
         {"name": "AWS_CONFIG_FILE", "value": "/scripts/aws-config"},
@@ -165,18 +181,21 @@ def container(
     image: str,
     script: str,
     env: list[dict[str, Any]],
-    mounts: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    mounts: Sequence[dict[str, Any]] = (),
     *,
     id_env: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One step: `script` from the scripts volume, with the backup volume at /backup."""
-    run_id = id_env or {"name": "RUN", "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{JOB_LABEL}']"}}}
+    run_id = id_env or {
+        "name": "RUN",
+        "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{JOB_LABEL}']"}},
+    }
     return {
         "name": name,
         "image": image,
         "command": ["python" if script.endswith(".py") else "sh", f"/scripts/{script}"],
         # HOME: the images' own home belongs to another user than the pod's.
-        "env": [run_id, {"name": "HOME", "value": "/tmp"}, *env],
+        "env": [run_id, {"name": "HOME", "value": "/tmp"}, *env],  # noqa: S108 - the container's own /tmp
         "volumeMounts": [
             {"name": "backups", "mountPath": MOUNT},
             {"name": "scripts", "mountPath": "/scripts", "readOnly": True},
@@ -222,14 +241,12 @@ def _steps(settings: Backup, p: Platform) -> tuple[list[dict[str, Any]], list[di
         if p.keycloak_database is not None:
             env = [{"name": "OUT", "value": out}, *postgres_env(p, p.keycloak_database)]
             steps.append(container("keycloak-database", p.postgres_image, "pg_dump.sh", env))
-    if "conda_store" in settings.components:
+    if "conda_store" in settings.components and p.conda_store_database is not None:
         env = [{"name": "OUT", "value": out}, *postgres_env(p, p.conda_store_database)]
         steps.append(container("conda-store-database", p.postgres_image, "pg_dump.sh", env))
-        steps.append(
-            container(
-                "conda-store-artifacts", p.s3_image, "bucket_mirror.sh", [{"name": "OUT", "value": out}, *s3_env(p)]
-            )
-        )
+    if "conda_store" in settings.components and p.artifacts is not None:
+        env = [{"name": "OUT", "value": out}, *s3_env(p.artifacts, p.namespace)]
+        steps.append(container("conda-store-artifacts", p.s3_image, "bucket_mirror.sh", env))
     for component, volume, claim in p.volumes:
         if component not in settings.components:
             continue
@@ -248,7 +265,9 @@ def render_backup(settings: Backup, p: Platform) -> list[dict[str, Any]]:
     """The backup's Kubernetes objects (a service account, a claim, scripts, the CronJob). Pure."""
     ns = p.namespace
     steps, volumes = _steps(settings, p)
-    prune = container("prune", p.tools_image, "prune.sh", [{"name": "KEEP_DAYS", "value": str(settings.keep_days)}])
+    prune = container(
+        "prune", p.tools_image, "prune.sh", [{"name": "KEEP_DAYS", "value": str(settings.keep_days)}]
+    )
     pod = {
         "metadata": {"labels": labels()},
         "spec": {
@@ -280,8 +299,18 @@ def render_backup(settings: Backup, p: Platform) -> list[dict[str, Any]]:
         "prune.sh": scripts.PRUNE,
     }
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(NAME, ns), "automountServiceAccountToken": False},
-        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta(CLAIM, ns), "spec": claim_spec},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": meta(NAME, ns),
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": meta(CLAIM, ns),
+            "spec": claim_spec,
+        },
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(SCRIPTS, ns), "data": data},
         {
             "apiVersion": "batch/v1",
@@ -294,7 +323,10 @@ def render_backup(settings: Backup, p: Platform) -> list[dict[str, Any]]:
                 "concurrencyPolicy": "Forbid",
                 "successfulJobsHistoryLimit": 3,
                 "failedJobsHistoryLimit": 3,
-                "jobTemplate": {"metadata": {"labels": labels()}, "spec": {"backoffLimit": 0, "template": pod}},
+                "jobTemplate": {
+                    "metadata": {"labels": labels()},
+                    "spec": {"backoffLimit": 0, "template": pod},
+                },
             },
         },
     ]

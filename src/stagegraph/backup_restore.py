@@ -21,12 +21,12 @@ rather than deciding when the platform may be stopped. Pure.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from stagegraph import backup_scripts as scripts
 from stagegraph.backup import (
     CLAIM,
-    MOUNT,
     Platform,
     container,
     keycloak_admin_env,
@@ -61,12 +61,16 @@ def job_name(backup_id: str) -> str:
     return f"nebari-restore-{backup_id}"[:63].rstrip("-")
 
 
-def _steps(settings: Backup, p: Platform, backup_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _steps(
+    settings: Backup, p: Platform, backup_id: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     ident = {"name": "BACKUP_ID", "value": backup_id}
     steps: list[dict[str, Any]] = []
     volumes: list[dict[str, Any]] = []
 
-    def step(name: str, image: str, script: str, env: list[dict[str, Any]], mounts: list[dict[str, Any]] = []) -> None:  # noqa: B006
+    def step(
+        name: str, image: str, script: str, env: list[dict[str, Any]], mounts: Sequence[dict[str, Any]] = ()
+    ) -> None:
         steps.append(container(name, image, script, env, mounts, id_env=ident))
 
     def volume(component: str) -> None:
@@ -77,8 +81,15 @@ def _steps(settings: Backup, p: Platform, backup_id: str) -> tuple[list[dict[str
                 step(name, p.tools_image, "unarchive.sh", env, [{"name": name, "mountPath": f"/data/{name}"}])
 
     if "conda_store" in settings.components:
-        step("conda-store-database", p.postgres_image, "pg_restore.sh", postgres_env(p, p.conda_store_database))
-        step("conda-store-artifacts", p.s3_image, "bucket_restore.sh", s3_env(p))
+        if p.conda_store_database is not None:
+            step(
+                "conda-store-database",
+                p.postgres_image,
+                "pg_restore.sh",
+                postgres_env(p, p.conda_store_database),
+            )
+        if p.artifacts is not None:
+            step("conda-store-artifacts", p.s3_image, "bucket_restore.sh", s3_env(p.artifacts, p.namespace))
         volume("conda_store")
     if "keycloak" in settings.components and p.keycloak_database is not None:
         # OPTIONAL: a backup taken on dev-file has no dump; its users are imported below.
@@ -95,7 +106,9 @@ def render_restore(settings: Backup, p: Platform, backup_id: str) -> list[dict[s
     steps, volumes = _steps(settings, p, backup_id)
     ident = {"name": "BACKUP_ID", "value": backup_id}
     if "keycloak" in settings.components:
-        last = container("keycloak-users", p.tools_image, "keycloak_import.py", keycloak_admin_env(p), id_env=ident)
+        last = container(
+            "keycloak-users", p.tools_image, "keycloak_import.py", keycloak_admin_env(p), id_env=ident
+        )
     else:
         last = steps.pop()
     name = job_name(backup_id)

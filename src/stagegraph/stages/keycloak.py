@@ -238,9 +238,7 @@ def render(ctx: RenderContext) -> Rendered:
         )
         ready = (store,)
     else:
-        db = postgres(
-            ctx, m, DATABASE, "${var.general_node_selector}", database=DB_NAME, username=DB_USER
-        )
+        db = postgres(ctx, m, DATABASE, "${var.general_node_selector}", database=DB_NAME, username=DB_USER)
         ready = db.server.ready
     helm_release(
         m,

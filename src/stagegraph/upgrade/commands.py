@@ -194,7 +194,11 @@ def backup(s: Session, now: bool, restore: str = "") -> str:
     namespace = config.namespace
     keycloak = project.records.get("05-kubernetes-keycloak")
     url = keycloak.outputs.get("internal_url") if keycloak else None
-    platform = platform_of(config, project.lock, project.lockfile_name, str(url) if url else None)
+    from stagegraph.immutable import recorded
+
+    # What the cluster runs, not what the config asks for next (see platform_of).
+    running = {path: value for path, (value, _stage) in recorded(project.records.all(), config).items()}
+    platform = platform_of(config, project.lock, project.lockfile_name, str(url) if url else None, running)
     settings = config.stagegraph.backup
     # Next to the config, not among the stage directories: it is no stage of the graph.
     folder = project.config_path.parent / "backup"
