@@ -100,6 +100,7 @@ def test_conda_store_worker_defaults_apply_when_the_section_is_left_out(worker: 
     from checkhelpers import doc, render_text
 
     stages = render_text((ROOT / "nebari-config.yaml").read_text() + worker)
-    server = doc(stages, "07-kubernetes-services")["locals"]["conda_store_server_manifest"]
-    resources = server["spec"]["template"]["spec"]["containers"][0]["resources"]
+    # The build worker is its own Deployment (the server only serves): the defaults size it.
+    worker = doc(stages, "07-kubernetes-services")["locals"]["conda_store_worker_manifest"]
+    resources = worker["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert resources == {"limits": {"cpu": 2, "memory": "6Gi"}, "requests": {"cpu": 1, "memory": "4Gi"}}

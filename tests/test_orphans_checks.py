@@ -134,3 +134,26 @@ def test_status_lists_orphans_and_unreadable_records_of_unknown_stages(
     assert rows["046-garbled"].split()[1:3] == ["unknown", "-"]
     assert "unreadable deploy record" in rows["046-garbled"]
     assert rows["01-terraform-state"].split()[1:3] == ["never", "applied"]
+
+
+def test_only_the_configs_own_backend_passes_in_an_orphans_render(tmp_path: Path) -> None:
+    # A committed render and its record are untrusted: a backend pointing at another
+    # deployment's state would have the orphan destroy run against that state.
+    from stagegraph.orphans import _check_render
+
+    ours = {"s3": {"bucket": "team", "key": "demo/045-hello.tfstate"}}
+    folder = tmp_path / "045-hello"
+    folder.mkdir()
+    write = (folder / "backend.tf.json").write_text
+    write(json.dumps({"//": "generated", "terraform": {"backend": ours}}))
+    _check_render(folder, ["backend.tf.json"], "045-hello", ours)
+    for other in (
+        {"s3": {"bucket": "team", "key": "prod/07-kubernetes-services.tfstate"}},
+        {"kubernetes": {"secret_suffix": "prod"}},
+    ):
+        write(json.dumps({"terraform": {"backend": other}}))
+        with pytest.raises(DeployError, match="has a backend"):
+            _check_render(folder, ["backend.tf.json"], "045-hello", ours)
+    write(json.dumps({"terraform": {"backend": ours}}))
+    with pytest.raises(DeployError, match="has a backend"):  # the config says local state
+        _check_render(folder, ["backend.tf.json"], "045-hello", None)

@@ -278,3 +278,21 @@ def test_a_deployment_with_local_records_is_refused_when_its_config_points_at_a_
     assert f"{project.state_dir / 'records'}: 10 deploy records are on this machine" in out
     assert shared.where() in out and "Traceback" not in out
     assert shared.state() == {} and shared.records() == []  # nothing applied against the empty store
+
+
+def test_an_orphan_whose_state_is_shared_is_destroyed_through_its_backend(
+    tmp_path: Path, shared: Shared
+) -> None:
+    # No local terraform.tfstate: the orphan's resources are known to its backend alone.
+    from test_orphans import HELLO_SRC, ORPHAN, set_plugin
+
+    p = clone(tmp_path / "p", shared)
+    p.extra_env["PYTHONPATH"] = str(HELLO_SRC)
+    set_plugin(p, True)
+    p.doit("deploy", "--stop-at", ORPHAN)
+    assert json.loads(shared.state()[ORPHAN])["resources"]
+    set_plugin(p, False)
+    assert "destroyed (left the graph)" in p.doit("destroy_orphans").stdout
+    assert json.loads(shared.state()[ORPHAN])["resources"] == []
+    record = shared.record(ORPHAN)
+    assert record is not None and record["status"] == "destroyed"

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from stagegraph.driver import TERRAFORM, TFVARS, StageContext
 from stagegraph.errors import DeployError, StagegraphError
 from stagegraph.fingerprint import value_digest
-from stagegraph.render import file_digest, read_manifest
+from stagegraph.render import BACKEND_FILE, file_digest, read_manifest
 from stagegraph.stage import Stage
 
 if TYPE_CHECKING:
@@ -183,7 +183,26 @@ def _outside_reach(doc: Mapping[str, Any]) -> list[str]:
     return sorted(set(found))
 
 
-def _check_render(folder: Path, files: list[str], stage: str) -> None:
+def _configured_backend(project: Project, folder: Path, stage: str) -> dict[str, Any] | None:
+    """The backend the config gives a stage of this name in this folder, as rendered."""
+    from stagegraph.stages.cloud.names import remote_backend
+
+    found = remote_backend(project.config, folder.relative_to(project.output_root).as_posix(), stage)
+    return None if found is None else {found[0]: found[1]}
+
+
+def _is_backend(doc: Mapping[str, Any], backend: Mapping[str, Any] | None) -> bool:
+    """The backend file holds exactly `backend` and nothing else Terraform reads."""
+    return (
+        backend is not None
+        and set(doc) <= {"//", "terraform"}
+        and doc.get("terraform") == {"backend": backend}
+    )
+
+
+def _check_render(folder: Path, files: list[str], stage: str, backend: Mapping[str, Any] | None) -> None:
+    """Refuse what would reach beyond the folder; the one backend allowed is the config's own
+    (a committed render could otherwise point the destroy at another deployment's state)."""
     for name in files:
         if not name.endswith(".tf.json"):
             continue
@@ -191,6 +210,8 @@ def _check_render(folder: Path, files: list[str], stage: str) -> None:
             doc = json.loads((folder / name).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             raise DeployError(f"{folder / name}: not readable Terraform JSON") from None
+        if name == BACKEND_FILE and isinstance(doc, Mapping) and _is_backend(doc, backend):
+            continue
         reach = _outside_reach(doc) if isinstance(doc, Mapping) else ["not a JSON object"]
         if reach:
             raise DeployError(
@@ -271,22 +292,27 @@ def destroy_orphan(rt: Runtime, orphan: Orphan) -> None:
                 f"stage {name} was applied by its own driver ({orphan.record.runner or 'not Terraform'}), "
                 f"which left with its plugin; enable the plugin again and run `doit destroy:{name}`"
             )
-        _check_render(folder, files, name)
+        configured = _configured_backend(project, folder, name)
+        _check_render(folder, files, name, configured)
         variables = _recorded_variables(folder, orphan.record)
+        # What _check_render let through: the config's own backend, or none.
+        backend = next(iter(configured)) if configured is not None and BACKEND_FILE in files else None
         from stagegraph.console import LineWriter
+        from stagegraph.sharedstate import backend_env
 
         ctx = StageContext(
             stage=stage,
             stage_dir=folder,
             provider=project.config.provider,
             variables=variables,
-            secret_env={},
+            secret_env=backend_env(project, name, backend) if backend is not None else {},
             record=orphan.record,
             log_path=_log_path(project, name, "destroy"),
             line=_progress_filter(LineWriter(rt.console, name).write_line),
             terraform_binary=rt.binary,
         )
-        if (folder / "terraform.tfstate").exists():
+        # A stage whose state is in a backend has no local state file and still has resources.
+        if backend is not None or (folder / "terraform.tfstate").exists():
             TERRAFORM.destroy(ctx)
         _remove_folder(project, folder)
     except StagegraphError as exc:

@@ -128,7 +128,7 @@ def _existing_cluster_location(project: Project) -> KubeLocation:
     )
 
 
-def backend_env(project: Project, stage_name: str) -> dict[str, str]:
+def backend_env(project: Project, stage_name: str, backend_kind: str | None = None) -> dict[str, str]:
     """What Terraform's kubernetes backend needs from the machine to find the cluster.
 
     A backend block takes no variables and the render holds no machine path, so the
@@ -136,13 +136,18 @@ def backend_env(project: Project, stage_name: str) -> dict[str, str]:
     variables (KUBE_CONFIG_PATH, KUBE_CTX), from where 02-infrastructure finds them:
     `existing`: existing.kubeconfig, KUBECONFIG, ~/.kube/config; `local`: the kubeconfig
     kind wrote (02's recorded output). Empty for every other backend.
+    `backend_kind` is the backend a stage's render names, for a stage no longer in the graph
+    (an orphan, destroyed from its recorded render); otherwise the graph's stage says.
     """
     from stagegraph.render import stage_backend
 
     config = project.config
-    if config.terraform_state.type != "remote" or stage_name not in project.graph:
+    if config.terraform_state.type != "remote":
         return {}
-    if stage_backend(project.graph[stage_name], config) is None:
+    if backend_kind is None:
+        backend = stage_backend(project.graph[stage_name], config) if stage_name in project.graph else None
+        backend_kind = next(iter(backend["terraform"]["backend"])) if backend is not None else None
+    if backend_kind != "kubernetes":
         return {}
     if config.provider == "existing":
         from stagegraph.inputs import machine_context
