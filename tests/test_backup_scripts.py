@@ -409,3 +409,48 @@ def test_users_exported_on_dev_file_are_re_created_after_the_switch_and_must_set
         assert not any("credentials" in u for u in request["users"])  # no hashes to carry over
     finally:
         keycloak.close()
+
+
+def test_the_dump_and_restore_scripts_round_trip_a_real_postgresql(tmp_path: Path) -> None:
+    """The rendered pg_dump.sh and pg_restore.sh with the real clients against a real server."""
+    from realpostgres import bin_dir, postgres
+
+    with postgres("conda-store", "cs-db-secret-2", "conda-store") as server:
+        creds = {"user": "conda-store", "password": "cs-db-secret-2", "database": "conda-store"}
+        server.psql("CREATE TABLE build (id int primary key, status text)", **creds)
+        server.psql("INSERT INTO build VALUES (1, 'COMPLETED'), (2, 'FAILED')", **creds)
+
+        rendered = render_backup(Backup(components=["conda_store"]), platform("dev"))
+        pod = Pod(tmp_path / "pod", objects("ConfigMap", rendered))
+        (dump,) = [
+            c
+            for c in pod_spec(objects("CronJob", rendered))["initContainers"]
+            if c["name"] == "conda-store-database"
+        ]
+        real = f"{bin_dir()}{os.pathsep}{os.environ['PATH']}"  # the real clients, not the fakes
+
+        def run(p: Pod, container: dict[str, Any], job: str = RUN) -> subprocess.CompletedProcess[str]:
+            env = {**p.env(container, job), "PATH": real}
+            env.update({k: v for k, v in server.env(**creds).items() if k in ("PGHOST", "PGPORT")})
+            _sh, script = container["command"]
+            return subprocess.run(
+                ["sh", p.local(script)], env=env, capture_output=True, text=True, timeout=120, check=False
+            )
+
+        done = run(pod, dump)
+        assert done.returncode == 0, done.stderr
+        assert (pod.backup / RUN / "conda-store-postgresql.dump").read_bytes()[
+            :5
+        ] == b"PGDMP"  # custom format
+
+        server.psql("UPDATE build SET status = 'LOST'; INSERT INTO build VALUES (3, 'NEW')", **creds)
+        restore_objects = render_restore(Backup(components=["conda_store"]), platform("dev"), RUN)
+        restore = Pod(tmp_path / "pod", objects("ConfigMap", restore_objects))
+        (database,) = [
+            c
+            for c in pod_spec(objects("Job", restore_objects))["initContainers"]
+            if c["name"] == "conda-store-database"
+        ]
+        done = run(restore, database)
+        assert done.returncode == 0, done.stderr
+        assert server.psql("SELECT id, status FROM build ORDER BY id", **creds) == "1|COMPLETED\n2|FAILED"

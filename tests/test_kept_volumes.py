@@ -82,7 +82,7 @@ def test_a_destroy_keeps_the_database_volumes_and_says_how_to_remove_them(
         "in namespace dev"
     )
     assert "`kubectl -n dev delete pvc data-conda-store-postgresql-0 data-conda-store-redis-0`" in note
-    assert "doit destroy --delete-data" in note and "new database passwords" in note
+    assert "--delete-data" in note and "a new deploy here mounts them again" in note
     assert fake.names("v1", "persistentvolumeclaims", "dev") == sorted(
         ["data-keycloak-postgresql-0", "data-conda-store-postgresql-0", "data-conda-store-redis-0"]
     )

@@ -8,9 +8,9 @@ to rebuild may want it. But it is never silent. `doit destroy` names each kept c
 its summary with the command that removes it, and `doit destroy --delete-data` deletes
 them right after their stage is destroyed (while the cluster is still there).
 
-A later deploy would mount a kept volume again, and PostgreSQL keeps the password of its
-first start, while the deploy generates a new one into the Secret: the database then
-refuses its service. The note says so; restore from `doit backup` instead.
+A later deploy on the same cluster and namespace mounts a kept volume again, so its data
+comes back; the database takes the new deploy's generated password (`svc_postgres`'s
+postStart hook), so its service can log in.
 """
 
 from __future__ import annotations
@@ -64,9 +64,8 @@ def stage_claims(stage_dir: Path) -> list[str]:
 def kept_note(stage: str, namespace: str, claims: list[str]) -> str:
     return (
         f"{stage}: kept volumes {', '.join(claims)} in namespace {namespace} (databases outlive a "
-        f"destroy); remove them with `kubectl -n {namespace} delete pvc {' '.join(claims)}` or "
-        "`doit destroy --delete-data` before deploying again: a new deploy makes new database "
-        "passwords, which the old data refuses (restore from `doit backup --restore ID` instead)"
+        "destroy; a new deploy here mounts them again, data included); remove them with "
+        f"`kubectl -n {namespace} delete pvc {' '.join(claims)}`, or destroy with `--delete-data`"
     )
 
 
