@@ -117,3 +117,11 @@ def test_notes_are_in_the_run_summary_file(tmp_path: Path) -> None:
     assert written["notes"] == [
         "05-kubernetes-keycloak: kept volumes data-keycloak-postgresql-0 in namespace dev"
     ]
+
+
+@pytest.mark.e2e
+def test_doit_destroy_takes_delete_data_and_the_sandbox_leaves_no_note(tmp_path: Path) -> None:
+    sandbox = SandboxProject.create(tmp_path / "p")
+    sandbox.doit("deploy")
+    out = sandbox.doit("destroy", "--delete-data").stdout
+    assert "destroy: 10 destroyed" in out and "note:" not in out
