@@ -77,3 +77,36 @@ def profile_list(values: dict[str, Any], user: Any) -> list[dict[str, Any]]:
             c.KubeSpawner.profile_list(types.SimpleNamespace(user=user))
         )
     return result
+
+
+#: How conda_store_config.py reads its settings: from the mounted file, which a test does
+#: not have; the runner hands the script the rendered settings instead.
+CONDA_STORE_READS = (
+    'with open("/etc/conda-store/settings.json") as handle:\n    settings = json.load(handle)\n'
+)
+
+
+def conda_store_config(
+    script: str, settings: dict[str, Any], environ: dict[str, str], *, auth_base: type = object
+) -> tuple[Config, dict[str, Any]]:
+    """Run the rendered conda_store_config.py as conda-store loads it, with `environ` as the
+    pod's whole environment; its `c` and its globals (`role_bindings`, classes)."""
+    import os
+    from unittest import mock
+
+    script = unescape(script)
+    assert CONDA_STORE_READS in script
+    c = Config()
+    namespace: dict[str, Any] = {"c": c, "settings": settings}
+    fakes = {
+        "requests": module("requests"),
+        "conda_store_server": module("conda_store_server", api=object()),
+        "conda_store_server._internal": module("conda_store_server._internal"),
+        "conda_store_server._internal.server": module("conda_store_server._internal.server"),
+        "conda_store_server._internal.server.dependencies": module("d", get_conda_store=None),
+        "conda_store_server.server": module("conda_store_server.server", schema=object()),
+        "conda_store_server.server.auth": module("a", GenericOAuthAuthentication=auth_base),
+    }
+    with fake_modules(**fakes), mock.patch.dict(os.environ, environ, clear=True):
+        exec(compile(script.replace(CONDA_STORE_READS, ""), "conda_store_config.py", "exec"), namespace)
+    return c, namespace

@@ -9,14 +9,12 @@ rendered config run with the token in its environment) accepts the token read-on
 from __future__ import annotations
 
 import json
-import os
 import types
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import yaml
-from scriptfakes import Config, fake_modules, module, profile_list, unescape
+from scriptfakes import Config, conda_store_config, fake_modules, module, profile_list, unescape
 
 from stagegraph.lockfile import load_lockfile
 from stagegraph.render import render_stage
@@ -104,25 +102,8 @@ def test_conda_store_accepts_the_token_read_only() -> None:
         "name": "argo-workflows-conda-store-token",
         "key": "conda-store-api-token",
     }
-    script = unescape(config)
-    reads = 'with open("/etc/conda-store/settings.json") as handle:\n    settings = json.load(handle)\n'
-    assert reads in script
-    c = Config()
-    fakes = {
-        "requests": module("requests"),
-        "conda_store_server": module("conda_store_server", api=object()),
-        "conda_store_server._internal": module("i"),
-        "conda_store_server._internal.server": module("i.s"),
-        "conda_store_server._internal.server.dependencies": module("d", get_conda_store=None),
-        "conda_store_server.server": module("s", schema=object()),
-        "conda_store_server.server.auth": module("a", GenericOAuthAuthentication=object),
-    }
     token = {e["name"]: "x" for e in container["env"]} | {"CONDA_STORE_ARGO_SCHEDULER_TOKEN": "tok"}
-    with fake_modules(**fakes), mock.patch.dict(os.environ, token):
-        exec(
-            compile(script.replace(reads, ""), "conda_store_config.py", "exec"),
-            {"c": c, "settings": doc["locals"]["conda_store_settings"]},
-        )
+    c, _ = conda_store_config(config, doc["locals"]["conda_store_settings"], token)
     assert c.AuthenticationBackend.predefined_tokens == {
         "tok": {"primary_namespace": "default", "role_bindings": {"*/*": ["viewer"]}}
     }

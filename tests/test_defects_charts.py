@@ -141,3 +141,54 @@ def test_resource_lists_are_kubernetes_names_not_chart_values() -> None:
         "resource": {"requests": {"cpu": "1"}},
     }
     assert list(unknown_keys(values, defaults, None)) == ["resource"]
+
+
+def test_a_misspelt_resource_name_in_a_release_is_flagged() -> None:
+    # The chart does not judge `resources.requests` keys and no chart is rendered here, so a
+    # typo reached the API server (which refuses the pod) unless the check names it.
+    def typo(data: dict[str, Any]) -> None:
+        data["locals"]["conda_store_minio_values"]["resources"]["requests"]["memroy"] = "1Gi"
+
+    report = check(edited(render_file(DEFAULT), "07-kubernetes-services", typo), only=["helm-values"])
+    [line] = problem_lines(report)
+    assert line.startswith(
+        "07-kubernetes-services: helm-values: main.tf.json helm_release.conda_store_minio "
+    )
+    assert line.endswith(
+        ": resources.requests.memroy: not a resource a container may request (cpu, memory, "
+        "ephemeral-storage, hugepages-<size> or an extended resource such as nvidia.com/gpu); "
+        "Kubernetes refuses the pod"
+    )
+    assert problem_lines(check(render_file(DEFAULT), only=["helm-values"])) == []
+
+
+def test_resource_names_a_container_may_request() -> None:
+    from stagegraph.checks.helmvalues import bad_resource_names
+
+    values = {
+        "worker": {"resources": {"limits": {"nvidia.com/gpu": 1, "hugepages-2Mi": "1Gi", "gpu": 1}}},
+        "resources": {"requests": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "1Gi", "cpus": 2}},
+        "labels": {"requests": {"anything": "x"}},
+    }
+    assert sorted(bad_resource_names(values)) == ["resources.requests.cpus", "worker.resources.limits.gpu"]
+
+
+# --- the minio chart's default user: `console` / `console123`, consoleAdmin -------------------
+
+
+@pytest.mark.parametrize("local", ["conda_store_minio_values", "loki_minio_values"])
+def test_a_minio_release_that_keeps_the_charts_published_user_is_flagged(local: str) -> None:
+    stages = render_file(DEFAULT)
+    assert _values(stages, "07-kubernetes-services", local)["users"] == []
+
+    def kept(data: dict[str, Any]) -> None:
+        del data["locals"][local]["users"]
+
+    report = check(edited(stages, "07-kubernetes-services", kept), only=["helm-values"])
+    [line] = problem_lines(report)
+    release = local.removesuffix("_values")
+    assert f"helm_release.{release} (minio " in line
+    assert line.endswith(
+        ": users: the chart's default is a published credential (a user `console`, password "
+        "`console123`, policy consoleAdmin); set users (to [] for none)"
+    )

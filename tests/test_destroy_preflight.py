@@ -154,3 +154,23 @@ def test_a_destroy_checks_only_what_it_destroys_and_an_applied_hand_edit_is_fine
     deployed.doit("destroy")
     assert {r["status"] for r in deployed.records().values()} == {"destroyed"}
     assert set(deployed.records()) == set(BUILTIN_STAGE_NAMES)
+
+
+def test_a_failed_first_apply_into_a_backend_still_has_something_to_destroy(tmp_path: Path) -> None:
+    # With local state, no state file after a failed first apply means nothing was made.
+    # With a backend (S3, the cluster's Secrets) the state is elsewhere: ask Terraform.
+    from stagegraph.destroy import is_destroyed
+    from stagegraph.project import Project
+    from stagegraph.render import BACKEND_FILE
+
+    root = tmp_path / "p"
+    SandboxProject.create(root)
+    lockfile = Path(__file__).resolve().parents[1] / "lockfiles" / "versions.yaml"
+    project = Project(root=root, config_path=root / "nebari-config.yaml", lockfile_path=lockfile)
+    name = "07-kubernetes-services"
+    project.records.record_failure(name, "apply failed half way", None)
+    stage_dir = project.stage_dir(project.graph[name])
+    stage_dir.mkdir(parents=True)
+    assert is_destroyed(project, name)
+    (stage_dir / BACKEND_FILE).write_text('{"terraform": {"backend": {"s3": {}}}}')
+    assert not is_destroyed(project, name)

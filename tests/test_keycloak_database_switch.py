@@ -137,3 +137,14 @@ def test_an_old_sqlite_conda_store_is_not_switched_to_postgresql_unasked(tmp_pat
     assert check_unchanged(config(), records, [conda], "nebari-config.yaml") == [
         f"{conda}: 'sqlite' -> 'postgresql'"
     ]
+
+
+def test_moving_to_a_database_server_of_ones_own_is_guarded_too(tmp_path: Path) -> None:
+    # Keycloak would start on an empty database there: the realm's users stay behind.
+    records = {
+        "05-kubernetes-keycloak": applied(tmp_path, "05-kubernetes-keycloak", immutable_values(config()))
+    }
+    theirs = BASE + "security:\n  keycloak:\n    overrides:\n      database:\n        hostname: db.example\n"
+    with pytest.raises(ImmutableFieldError, match="changed from 'postgres'"):
+        check_unchanged(config(theirs), records, [], "nebari-config.yaml")
+    assert immutable_values(config(theirs))[FIELD] == "external postgres at db.example"

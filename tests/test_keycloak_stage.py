@@ -187,10 +187,9 @@ def test_overrides_are_merged_into_the_chart_values() -> None:
     values = _doc(keycloak.STAGE, _config(EXISTING, keycloak=keycloak_section))["locals"]["keycloak_values"]
     assert values["resources"] == {"limits": {"memory": "2Gi"}}
     assert values["replicas"] == 2
-    # Deep merge into the stage's PostgreSQL settings: the override's host wins, the rest stays.
-    assert values["database"]["hostname"] == "db.example.com"
-    assert values["database"]["vendor"] == "postgres"
-    assert values["database"]["existingSecret"] == keycloak.DATABASE
+    # A host of the user's is their database server: its settings are the overrides' alone
+    # (our generated password would not open it), and no PostgreSQL of ours is rendered.
+    assert values["database"] == {"vendor": "postgres", "hostname": "db.example.com"}
     # Deep merge: the override adds an annotation and keeps the ones the stage sets.
     assert values["ingress"]["annotations"]["example.com/extra"] == "yes"
     assert values["ingress"]["annotations"]["traefik.ingress.kubernetes.io/router.tls"] == "true"

@@ -11,16 +11,14 @@ password), so a renamed Service or Secret fails here and not in a cluster.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
-from unittest import mock
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from checkhelpers import ROOT, check, edited, problem_lines, render_file
-from scriptfakes import Config, fake_modules, module, unescape
+from scriptfakes import Config, conda_store_config
 
 from stagegraph.lockfile import load_lockfile
 from stagegraph.render import render_stage
@@ -172,25 +170,8 @@ def test_the_postgresql_statefulset_is_non_root_with_probes_and_a_claim_template
 
 def _run_conda_store_config(doc: dict[str, Any], environ: dict[str, str]) -> Config:
     data = doc["resource"]["kubernetes_config_map"]["conda_store_config"]["data"]
-    script = unescape(data["conda_store_config.py"])
-    reads = 'with open("/etc/conda-store/settings.json") as handle:\n    settings = json.load(handle)\n'
-    assert reads in script
     settings = json.loads(_in_namespace(json.dumps(doc["locals"]["conda_store_settings"])))
-    c = Config()
-    fakes = {
-        "requests": module("requests"),
-        "conda_store_server": module("conda_store_server", api=object()),
-        "conda_store_server._internal": module("i"),
-        "conda_store_server._internal.server": module("i.s"),
-        "conda_store_server._internal.server.dependencies": module("d", get_conda_store=None),
-        "conda_store_server.server": module("s", schema=object()),
-        "conda_store_server.server.auth": module("a", GenericOAuthAuthentication=object),
-    }
-    with fake_modules(**fakes), mock.patch.dict(os.environ, environ, clear=True):
-        exec(
-            compile(script.replace(reads, ""), "conda_store_config.py", "exec"),
-            {"c": c, "settings": settings},
-        )
+    c, _ = conda_store_config(data["conda_store_config.py"], settings, environ)
     return c
 
 
@@ -323,3 +304,33 @@ def test_images_are_the_official_library_ones_from_the_lockfile() -> None:
         Path(ROOT / "src" / "stagegraph" / "lockfiles" / "versions.yaml").read_text()
         == (ROOT / "lockfiles" / "versions.yaml").read_text()
     )
+
+
+EXTERNAL_DB = {
+    "vendor": "postgres",
+    "hostname": "keycloak-db.example.internal",
+    "existingSecret": "my-keycloak-db",
+}
+
+
+def test_keycloak_on_a_database_server_of_the_users_runs_none_of_ours() -> None:
+    def external(data: dict[str, Any]) -> None:
+        data["security"]["keycloak"]["overrides"] = {"database": dict(EXTERNAL_DB)}
+
+    doc = _render(keycloak, _config(external))
+    values = doc["locals"]["keycloak_values"]
+    assert keycloakx_database_env(values)["KC_DB_URL_HOST"] == "keycloak-db.example.internal"
+    assert values["database"] == EXTERNAL_DB  # the overrides' own, nothing of ours merged in
+    assert "extraVolumes" not in values
+    assert "kubectl_manifest" not in doc["resource"] and "random_password" not in doc["resource"]
+    assert "kubernetes_persistent_volume_claim" not in doc["resource"]
+
+
+def test_a_vendor_needing_a_server_without_its_hostname_is_refused() -> None:
+    from stagegraph.errors import RenderError
+
+    def mysql(data: dict[str, Any]) -> None:
+        data["security"]["keycloak"]["overrides"] = {"database": {"vendor": "mysql"}}
+
+    with pytest.raises(RenderError, match=r"security.keycloak.overrides.database.vendor: 'mysql' .*hostname"):
+        _render(keycloak, _config(mysql))

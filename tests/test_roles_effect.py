@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import jmespath
 import pytest
 import yaml
-from scriptfakes import Config, fake_modules, module, z2jh
+from scriptfakes import Config, conda_store_config, fake_modules, module, z2jh
 
 from stagegraph.errors import RenderError
 from stagegraph.lockfile import load_lockfile
@@ -130,29 +128,11 @@ def conda_store_bindings(
     class _Base:
         pass
 
-    c = Config()
-    fakes = {
-        "requests": module("requests"),
-        "conda_store_server": module("conda_store_server", api=object()),
-        "conda_store_server._internal": module("conda_store_server._internal"),
-        "conda_store_server._internal.server": module("conda_store_server._internal.server"),
-        "conda_store_server._internal.server.dependencies": module("d", get_conda_store=None),
-        "conda_store_server.server": module("conda_store_server.server", schema=object()),
-        "conda_store_server.server.auth": module("a", GenericOAuthAuthentication=_Base),
-    }
-    script = data["conda_store_config.py"].replace("$${", "${")
-    namespace: dict[str, Any] = {"c": c}
-    # settings.json is read from the mounted file; hand the script the rendered one.
-    reads = 'with open("/etc/conda-store/settings.json") as handle:\n    settings = json.load(handle)\n'
-    assert reads in script
-    script = script.replace(reads, "")
-    namespace["settings"] = settings
     # The pod takes its secrets (06's client secret, its databases' passwords) from
     # Kubernetes secrets; any value does here.
     pod = doc["locals"]["conda_store_server_manifest"]["spec"]["template"]["spec"]
     env = {e["name"]: "unused" for e in pod["containers"][0]["env"]}
-    with fake_modules(**fakes), mock.patch.dict(os.environ, env):
-        exec(compile(script, "conda_store_config.py", "exec"), namespace)
+    c, namespace = conda_store_config(data["conda_store_config.py"], settings, env, auth_base=_Base)
     assert c.CondaStoreServer.authentication_class is namespace["NebariAuthentication"]
     bindings: dict[str, Any] = namespace["role_bindings"](
         username, groups, roles, settings["default_namespace"], settings["roles"]

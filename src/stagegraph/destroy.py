@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from stagegraph.driver import StageContext
 from stagegraph.errors import DeployError, StagegraphError
-from stagegraph.render import MANIFEST, file_digest, read_manifest
+from stagegraph.render import BACKEND_FILE, MANIFEST, file_digest, read_manifest
 
 if TYPE_CHECKING:
     from stagegraph.project import Project
@@ -30,9 +30,15 @@ def is_destroyed(project: Project, name: str) -> bool:
     if record is None or record.status == "destroyed":
         return True
     # A first apply that failed half way may have created resources: destroy those too.
-    # Drivers leave state behind: Terraform's tfstate, the manifest driver's inventory.
-    stage_dir = project.stage_dir(project.graph[name])
-    left = any(stage_dir.glob("terraform.tfstate")) or (stage_dir / ".stagegraph-applied.json").exists()
+    # Drivers leave state behind: Terraform's tfstate, the manifest driver's inventory, or
+    # the backend's state, which this machine cannot see without asking Terraform.
+    stage = project.graph[name]
+    stage_dir = project.stage_dir(stage)
+    left = (
+        any(stage_dir.glob("terraform.tfstate"))
+        or (stage_dir / ".stagegraph-applied.json").exists()
+        or (stage_dir / BACKEND_FILE).exists()
+    )
     return record.applied_at is None and not left
 
 

@@ -49,12 +49,13 @@ def _keycloak_database(config: NebariConfig) -> str:
 
 def _keycloak_database_before(config: NebariConfig) -> str:
     # Releases before this value was recorded ran dev-file unless the overrides said otherwise.
-    from stagegraph.stages.keycloak import DEV_FILE
+    from stagegraph.stages.keycloak import DEV_FILE, EXTERNAL, database_vendor
 
     overrides = dict(config.security.keycloak.overrides)
     database = overrides.get("database")
     named = database.get("vendor") if isinstance(database, dict) else None
-    return str(named) if named else DEV_FILE
+    where = database_vendor(overrides)  # a server of the user's was theirs then too
+    return where if named or where.startswith(EXTERNAL) else DEV_FILE
 
 
 #: Choices that follow from the config without a field of their own, compared like the

@@ -17,6 +17,7 @@ parses the result, which is how a JSON string there breaks the StatefulSet.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -55,6 +56,21 @@ FREE_FORM: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Top-level values whose chart defaults are credentials printed in the chart's own
+#: values.yaml: a release that keeps them deploys a login anyone who read the chart can use.
+DEFAULT_CREDENTIALS: dict[str, dict[str, str]] = {
+    # minio 5.x: its post-install job creates this user.
+    "minio": {"users": "a user `console`, password `console123`, policy consoleAdmin"},
+}
+
+
+def default_credentials(chart: str, merged: Mapping[str, Any], defaults: Mapping[str, Any]) -> Iterator[str]:
+    """The values where the release keeps a credential the chart publishes."""
+    for key, what in DEFAULT_CREDENTIALS.get(chart, {}).items():
+        if defaults.get(key) and merged.get(key) == defaults.get(key):
+            yield f"{key}: the chart's default is a published credential ({what}); set {key} (to [] for none)"
+
+
 #: Maps every chart passes through whole into a container spec (`toYaml .Values...resources`):
 #: their keys are Kubernetes resource names (cpu, memory, nvidia.com/gpu, ...), whatever
 #: example the chart's values.yaml shows. The parent key must be `resources`.
@@ -64,6 +80,32 @@ RESOURCE_LISTS = ("requests", "limits")
 def _resource_list(path: str) -> bool:
     parts = path.split(".")
     return len(parts) >= 2 and parts[-2] == "resources" and parts[-1] in RESOURCE_LISTS
+
+
+#: Resource names a container may request without a domain (the API server's
+#: validateContainerResourceName); any other name must be an extended resource `domain/name`.
+CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+_EXTENDED = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def _container_resource(name: str) -> bool:
+    return name in CONTAINER_RESOURCES or name.startswith("hugepages-") or bool(_EXTENDED.match(name))
+
+
+def bad_resource_names(values: Any, path: str = "") -> Iterator[str]:
+    """Keys of every `resources.requests`/`limits` map that no container may request.
+
+    `unknown_keys` leaves these maps to Kubernetes; no chart is rendered here, so the names
+    are judged here, as the API server will judge the pod (`memroy` fails the rollout).
+    """
+    if not isinstance(values, dict):
+        return
+    for key, value in values.items():
+        here = f"{path}.{key}" if path else str(key)
+        if _resource_list(here) and isinstance(value, dict):
+            yield from (f"{here}.{name}" for name in value if not _container_resource(str(name)))
+        else:
+            yield from bad_resource_names(value, here)
 
 
 def release_values(body: Mapping[str, Any], ev: Evaluator) -> dict[str, Any]:
@@ -128,7 +170,7 @@ def unknown_keys(
     open_ = (open_ and path != "") or path in free
     for key, value in values.items():
         here = f"{path}.{key}" if path else str(key)
-        if _resource_list(here):  # Kubernetes judges its keys (kubernetes-objects), not the chart
+        if _resource_list(here):  # Kubernetes resource names, not the chart's (bad_resource_names)
             continue
         in_defaults = isinstance(defaults, dict) and key in defaults
         if not in_defaults and key not in props:
@@ -205,10 +247,20 @@ def _check_release(
             f"{where}: {key}: not a value of the chart (neither in its values.yaml nor in its "
             "values.schema.json); the chart ignores it",
         )
+    for key in bad_resource_names(values):
+        yield Finding.problem(
+            stage,
+            NAME,
+            f"{where}: {key}: not a resource a container may request (cpu, memory, "
+            "ephemeral-storage, hugepages-<size> or an extended resource such as nvidia.com/gpu); "
+            "Kubernetes refuses the pod",
+        )
+    merged = coalesce(data.values, values)
+    for message in default_credentials(data.chart, merged, data.values):
+        yield Finding.problem(stage, NAME, f"{where}: {message}")
     if data.schema is None:
         yield Finding.skipped(stage, NAME, f"{where}: the chart has no values.schema.json; types not checked")
     else:
-        merged = coalesce(data.values, values)
         for message in schema_errors(merged, data.schema):
             yield Finding.problem(stage, NAME, f"{where}: {message} [values.schema.json]")
     for message in splice_errors(data.chart, shaped):

@@ -39,8 +39,8 @@ class TerraformState(Section):
         "stagegraph's deploy records (ConfigMaps) and lock (a Lease) beside it; on local, the same "
         "from stage 03 on (the kind cluster exists only after 02), records and lock staying on this "
         "machine; on sandbox, local state files. local: state files next to each rendered stage. "
-        "existing: a backend you already run, named in backend/config (s3 and kubernetes also hold "
-        "the shared records and lock).",
+        "existing: a backend you already run, named in backend/config (s3, gcs, azurerm and kubernetes "
+        "also hold the shared records and lock).",
     )
     backend: str | None = Field(
         None, description="Terraform backend type for type existing (e.g. s3, gcs, azurerm, kubernetes, pg)."
@@ -55,7 +55,7 @@ class TerraformState(Section):
         60,
         gt=0,
         le=3600,
-        description="Where records and lock are shared (existing: s3 or kubernetes backend; remote on "
+        description="Where records and lock are shared (existing: s3, gcs, azurerm or kubernetes backend; remote on "
         "the existing provider): seconds a deploy's shared lock lives unless its holder renews it "
         "(it does, every third); a holder that dies leaves a lock that expires this long after its "
         "last renewal, and a holder that cannot renew within it stops starting stages and fails.",

@@ -92,9 +92,3 @@ def suggest(value: str, pool: frozenset[str]) -> str:
 def region_hint(provider: str, region: str) -> str:
     """The closest known regions, for 'did you mean'."""
     return suggest(_probe(provider, region), catalog()[provider]["regions"].values)
-
-
-def listing_note(provider: str, kind: str) -> str:
-    """Where a list came from, for an error that refuses a name not on it."""
-    listing = catalog()[provider][kind]
-    return f"the list is {listing.source}, {listing.retrieved}"

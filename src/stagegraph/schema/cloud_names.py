@@ -143,8 +143,17 @@ IAM_ROLE = NameRule(
 #: Suffixes stagegraph (as Nebari) appends to the cluster name `<project>-<namespace>`.
 ECR_SUFFIX = "-jupyterlab"
 STATE_BUCKET_SUFFIX = "-terraform-state"
-#: The longest IAM role name derived from the cluster name (`aws_iam.role` callers).
-LONGEST_ROLE_SUFFIX = "-eks-node-group-role"
+#: Azure appends this to a resource group name for the node resource group (max 90 chars).
+AZURE_NODE_GROUP_SUFFIX = "-node-resource-group"
+#: IAM roles of stage 02 on AWS: the cluster's, the shared node role, and the node role of
+#: a group with a permissions boundary of its own (`<cluster>-<group>-node-role`).
+CLUSTER_ROLE_SUFFIX = "-eks-cluster-role"
+NODE_ROLE_SUFFIX = "-eks-node-group-role"
+
+
+def group_node_role(cluster: str, group: str) -> str:
+    """The node role of a node group that carries its own permissions boundary."""
+    return f"{cluster}-{group}-node-role"
 
 
 def nebari_escape(text: str) -> str:
@@ -193,15 +202,26 @@ def _cluster(v: dict[str, str]) -> str:
     return f"{v['project_name']}-{v['namespace']}"
 
 
-def derived_names(provider: str, *, remote_state: bool, own_resource_group: bool) -> list[Derived]:
-    """The names a `provider` deployment derives from project_name and namespace, as rendered."""
+def _group_role(field: str) -> Callable[[dict[str, str]], str]:
+    return lambda v: group_node_role(_cluster(v), v[field])
+
+
+def derived_names(
+    provider: str, *, remote_state: bool, own_resource_group: bool, own_role_groups: tuple[str, ...] = ()
+) -> list[Derived]:
+    """The names a `provider` deployment derives from project_name and namespace, as rendered.
+
+    own_role_groups: the fields (`amazon_web_services.node_groups.<name>`, valued with the
+    group's name) of AWS node groups that get a node role of their own.
+    """
     both = ("project_name", "namespace")
     out: list[Derived] = []
     if provider == "aws":
         out = [
             Derived(ECR_REPOSITORY, lambda v: _cluster(v) + ECR_SUFFIX, both),
-            Derived(IAM_ROLE, lambda v: _cluster(v) + LONGEST_ROLE_SUFFIX, both),
+            Derived(IAM_ROLE, lambda v: _cluster(v) + NODE_ROLE_SUFFIX, both),
         ]
+        out += [Derived(IAM_ROLE, _group_role(group), (*both, group)) for group in own_role_groups]
         if remote_state:
             out.append(Derived(S3_BUCKET, lambda v: _cluster(v) + STATE_BUCKET_SUFFIX, both))
     elif provider == "gcp":
@@ -227,10 +247,6 @@ def derived_names(provider: str, *, remote_state: bool, own_resource_group: bool
                 )
             )
     return out
-
-
-#: Azure appends this to a resource group name for the node resource group (max 90 chars).
-AZURE_NODE_GROUP_SUFFIX = "-node-resource-group"
 
 
 def derived_name_problem(derived: list[Derived], values: dict[str, str]) -> tuple[str, str] | None:

@@ -265,10 +265,20 @@ class NebariConfig(Section):
         values = {"project_name": self.project_name, "namespace": self.namespace}
         if self.azure is not None:
             values["azure.storage_account_postfix"] = self.azure.storage_account_postfix
+        aws = self.amazon_web_services
+        own_roles: list[str] = []
+        groups = sorted(aws.node_groups.items()) if aws is not None else []
+        shared = aws.permissions_boundary if aws is not None else None
+        for name, group in groups:
+            if group.permissions_boundary and group.permissions_boundary != shared:
+                # Such a group gets a node role of its own, named after it (stage 02 on AWS).
+                values[f"amazon_web_services.node_groups.{name}"] = name
+                own_roles.append(f"amazon_web_services.node_groups.{name}")
         derived = derived_names(
             self.provider,
             remote_state=self.terraform_state.type == "remote",
             own_resource_group=bool(self.azure and self.azure.resource_group_name),
+            own_role_groups=tuple(own_roles),
         )
         found = derived_name_problem(derived, values)
         if found is not None:

@@ -12,6 +12,7 @@ not reuse the name of a built-in role.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -40,6 +41,18 @@ NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 _NAME_RULE = "should be letters, digits, - or _, starting with a letter or digit"
 GroupName = Annotated[str, pattern_check(NAME_RE, _NAME_RULE), pattern_schema(NAME_RE)]
 RoleName = Annotated[str, pattern_check(NAME_RE, _NAME_RULE), pattern_schema(NAME_RE)]
+
+#: Components whose roles become JupyterHub roles (07's authenticator assigns them at login).
+HUB_COMPONENTS = ("jupyterhub", "dask-gateway")
+#: JupyterHub's rule for role names (jupyterhub/roles.py, `_role_name_pattern`, 5.x): the hub
+#: refuses to start with a role named otherwise.
+JUPYTERHUB_ROLE_NAME = re.compile(r"^[a-z][a-z0-9\-_~\.]{1,253}[a-z0-9]$")
+#: Dask Gateway's JupyterHub service; 07 gives it a role of the same name (hub.loadRoles).
+DASK_GATEWAY_SERVICE = "dask-gateway"
+#: JupyterHub's default roles and the service roles of the chart values.
+RESERVED_HUB_ROLES = ("admin", "user", "server", "token", "metrics", DASK_GATEWAY_SERVICE)
+#: A dask-gateway scope's access level -> what the gateway grants; no access level grants all.
+DASK_SCOPE_ACCESS: dict[str | None, str] = {"create": "create", "admin": "admin", None: "admin"}
 
 
 class Role(Section):
@@ -71,6 +84,44 @@ class Role(Section):
                 raise field_problem(
                     f"scopes.{index}", f"role {self.name!r}: {err.problem}; a scope reads {SYNTAX}", scope
                 ) from None
+        return self
+
+    @model_validator(mode="after")
+    def _hub_role_rules(self) -> Role:
+        """What JupyterHub and Dask Gateway accept of the roles they are given (07)."""
+        if self.component not in HUB_COMPONENTS:
+            return self
+        if not JUPYTERHUB_ROLE_NAME.match(self.name):
+            raise field_problem(
+                "name",
+                f"a {self.component} role becomes a JupyterHub role, whose name is 3-255 characters of "
+                "lower-case letters, digits and '-._~', starting with a letter and ending with a letter "
+                "or digit",
+                self.name,
+            )
+        if self.name in RESERVED_HUB_ROLES:
+            # Same name, one role: it would replace JupyterHub's own or a service's scopes.
+            raise field_problem(
+                "name",
+                f"{self.name!r} is a role JupyterHub already has ({', '.join(RESERVED_HUB_ROLES)}); "
+                "pick another name",
+                self.name,
+            )
+        if self.component == "dask-gateway":
+            for index, text in enumerate(self.scopes):
+                scope = parse_scope(text)
+                if (
+                    scope.resource != "dask-gateway"
+                    or scope.access not in DASK_SCOPE_ACCESS
+                    or scope.subresource is not None
+                    or scope.object is not None
+                ):
+                    raise field_problem(
+                        f"scopes.{index}",
+                        "a dask-gateway scope is create:dask-gateway (own clusters) or "
+                        "admin:dask-gateway (every user's clusters)",
+                        text,
+                    )
         return self
 
 

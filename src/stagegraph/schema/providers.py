@@ -28,8 +28,6 @@ from stagegraph.schema.cloud_names import (
 _TAINT_KEY = r"[a-zA-Z0-9][-a-zA-Z0-9_.]{0,251}[a-zA-Z0-9]?(?:/[a-zA-Z0-9][-a-zA-Z0-9_.]{0,251}[a-zA-Z0-9]?)?"
 _TAINT_VALUE = r"(?:[a-zA-Z0-9][-a-zA-Z0-9_.]{0,61}[a-zA-Z0-9]?)?"
 _TAINT_STRING = rf"^({_TAINT_KEY})(?:=({_TAINT_VALUE}))?:(NoSchedule|PreferNoSchedule|NoExecute)$"
-#: Azure appends this to a resource group name for the node resource group (max 90 chars).
-AZURE_NODE_RESOURCE_GROUP_SUFFIX = AZURE_NODE_GROUP_SUFFIX
 
 
 @functools.cache
@@ -389,7 +387,7 @@ class AzureProvider(Section):
         None,
         # For editors; checked by `_resource_group` with the cloud's rule (one message).
         json_schema_extra={
-            "maxLength": RESOURCE_GROUP.max_len - len(AZURE_NODE_RESOURCE_GROUP_SUFFIX),
+            "maxLength": RESOURCE_GROUP.max_len - len(AZURE_NODE_GROUP_SUFFIX),
             "pattern": RESOURCE_GROUP.pattern,
         },
         description="Resource group to create (default: <project>-<namespace>).",
@@ -425,9 +423,9 @@ class AzureProvider(Section):
         problem = RESOURCE_GROUP.problem(value)
         if problem:
             raise ValueError(problem)
-        problem = RESOURCE_GROUP.problem(value + AZURE_NODE_RESOURCE_GROUP_SUFFIX)
+        problem = RESOURCE_GROUP.problem(value + AZURE_NODE_GROUP_SUFFIX)
         if problem:
-            raise ValueError(f"{problem} (Azure adds {AZURE_NODE_RESOURCE_GROUP_SUFFIX!r} for the nodes)")
+            raise ValueError(f"{problem} (Azure adds {AZURE_NODE_GROUP_SUFFIX!r} for the nodes)")
         return value
 
     @model_validator(mode="after")

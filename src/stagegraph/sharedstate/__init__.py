@@ -3,6 +3,8 @@
 Which store, from `terraform_state` (a rehearsal keeps everything on this machine):
 
 - `type: existing, backend: s3`: objects next to the state in the bucket (`s3`);
+- `type: existing, backend: gcs` / `azurerm`: objects / blobs next to the state, in the
+  folder its `prefix` / `key` names (`gcs`, `azureblob`);
 - `type: existing, backend: kubernetes`, and `type: remote` on the `existing` provider
   (Terraform's kubernetes backend, as Nebari uses): ConfigMaps and a Lease in the cluster,
   next to the state Secrets (`kube`);
@@ -30,7 +32,11 @@ from stagegraph.sharedstate.store import LOCK_OBJECT, RECORDS_FOLDER, Conditiona
 
 if TYPE_CHECKING:
     from stagegraph.project import Project
+    from stagegraph.sharedstate.azureblob import AzureBlobLocation
+    from stagegraph.sharedstate.gcs import GCSLocation
     from stagegraph.sharedstate.kube import KubeLocation
+
+    Location = S3Location | KubeLocation | GCSLocation | AzureBlobLocation
 
 __all__ = [
     "LOCK_OBJECT",
@@ -59,7 +65,7 @@ S3RecordStore = SharedRecordStore
 DEFAULT_NAMESPACE = "default"
 
 
-def shared_location(project: Project) -> S3Location | KubeLocation | None:
+def shared_location(project: Project) -> Location | None:
     """Where records and lock are shared, or None when they stay on this machine."""
     config = project.config
     state = config.terraform_state
@@ -69,6 +75,14 @@ def shared_location(project: Project) -> S3Location | KubeLocation | None:
         from stagegraph.sharedstate.s3 import s3_location
 
         return s3_location(config)
+    if state.type == "existing" and state.backend == "gcs":
+        from stagegraph.sharedstate.gcs import gcs_location
+
+        return gcs_location(config)
+    if state.type == "existing" and state.backend == "azurerm":
+        from stagegraph.sharedstate.azureblob import azure_location
+
+        return azure_location(config)
     if state.type == "existing" and state.backend == "kubernetes":
         return _kube_backend_location(project, os.environ)
     if state.type == "remote" and config.provider == "existing":
@@ -76,11 +90,17 @@ def shared_location(project: Project) -> S3Location | KubeLocation | None:
     return None
 
 
-def open_store(where: S3Location | KubeLocation) -> ConditionalStore:
-    if isinstance(where, S3Location):
-        return S3Client(where)
+def open_store(where: Location) -> ConditionalStore:
+    from stagegraph.sharedstate.azureblob import AzureBlobLocation, AzureBlobStore
+    from stagegraph.sharedstate.gcs import GCSLocation, GCSStore
     from stagegraph.sharedstate.kube import KubeStore
 
+    if isinstance(where, S3Location):
+        return S3Client(where)
+    if isinstance(where, GCSLocation):
+        return GCSStore(where)
+    if isinstance(where, AzureBlobLocation):
+        return AzureBlobStore(where)
     return KubeStore(where)
 
 

@@ -54,6 +54,7 @@ DATA_CLAIM = "keycloak-data"
 DATA_PATH = "/opt/keycloak/data/h2"
 DEV_FILE = "dev-file"
 POSTGRES = "postgres"
+EXTERNAL = "external"
 #: Keycloak's PostgreSQL: StatefulSet, headless Service and password Secret of this name.
 DATABASE = "keycloak-postgresql"
 #: The database and its owner inside it (`doit backup` dumps it as this user).
@@ -115,13 +116,27 @@ def _yaml_list(items: list[dict[str, Any]]) -> str:
 
 
 def database_vendor(overrides: Any) -> str:
-    """The database Keycloak runs on: postgres, unless the overrides keep an older choice."""
+    """Where Keycloak's data is: `postgres` (ours, in the cluster) unless the overrides keep
+    `dev-file`, or name a database server of the user's (`external <vendor> at <host>`).
+
+    One value, so moving between any two of them is one guarded change (`immutable`)."""
     database = overrides.get("database") if isinstance(overrides, dict) else None
     vendor = database.get("vendor") if isinstance(database, dict) else None
+    host = database.get("hostname") if isinstance(database, dict) else None
+    if host:
+        return f"{EXTERNAL} {vendor or POSTGRES} at {host}"
+    if vendor not in (None, "", POSTGRES, DEV_FILE):
+        raise RenderError(
+            f"security.keycloak.overrides.database.vendor: {vendor!r} runs on a database server of "
+            "yours: give its `hostname` (and `existingSecret`) there too; stagegraph runs only "
+            "PostgreSQL itself"
+        )
     return str(vendor) if vendor else POSTGRES
 
 
-def _database_values(db: Postgres | None) -> dict[str, Any]:
+def _database_values(db: Postgres | None, where: str) -> dict[str, Any]:
+    if where.startswith(EXTERNAL):
+        return {}  # the overrides' `database` section says it all
     if db is None:
         # Embedded database on a volume (kept for deployments that chose it: see the module).
         return {
@@ -145,10 +160,10 @@ def _database_values(db: Postgres | None) -> dict[str, Any]:
     }
 
 
-def keycloak_values(ctx: RenderContext, db: Postgres | None = None) -> dict[str, Any]:
+def keycloak_values(ctx: RenderContext, db: Postgres | None, where: str) -> dict[str, Any]:
     """Helm values for the keycloakx chart, with `security.keycloak.overrides` merged last.
 
-    `db`: Keycloak's PostgreSQL; None keeps the embedded dev-file database.
+    `where`: `database_vendor`; `db`: our PostgreSQL when `where` is postgres.
     """
     image = ctx.pins.image("keycloak")
     secret_ref = {"secretKeyRef": {"name": ADMIN_SECRET, "key": "username"}}
@@ -171,7 +186,7 @@ def keycloak_values(ctx: RenderContext, db: Postgres | None = None) -> dict[str,
         "http": {"relativePath": BASE_PATH},
         # The chart's proxy switch sets options Keycloak 26 removed; the env above replaces it.
         "proxy": {"enabled": False},
-        **_database_values(db),
+        **_database_values(db, where),
         "nodeSelector": "${var.general_node_selector}",
         "ingress": {
             "enabled": True,
@@ -222,8 +237,11 @@ def render(ctx: RenderContext) -> Rendered:
         },
     )
     db: Postgres | None = None
-    ready: tuple[Ref, ...]
-    if database_vendor(keycloak.overrides) == DEV_FILE:
+    ready: tuple[Ref, ...] = ()
+    where = database_vendor(keycloak.overrides)
+    if where.startswith(EXTERNAL):
+        pass  # the user's server: the overrides carry its settings, nothing of ours runs
+    elif where == DEV_FILE:
         store = m.resource(
             "kubernetes_persistent_volume_claim",
             "data",
@@ -246,7 +264,7 @@ def render(ctx: RenderContext) -> Rendered:
         RELEASE,
         "keycloakx",
         "${var.namespace}",
-        keycloak_values(ctx, db),
+        keycloak_values(ctx, db, where),
         wait=True,
         timeout=900,
         depends_on=depends(secret, *ready),

@@ -20,18 +20,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from stagegraph.stage import RenderContext
-from stagegraph.stages.common import helm_release
+from stagegraph.stages import svc_minio
 from stagegraph.stages.svc_kube import (
     NAMESPACE,
     TRAEFIK_API,
     manifest,
     metadata,
-    opaque_secret,
-    random_secret,
+    secret_env,
 )
 from stagegraph.stages.svc_postgres import postgres
 from stagegraph.stages.svc_redis import redis
-from stagegraph.tfjson import Ref, TerraformModule, depends, literal
+from stagegraph.tfjson import Ref, TerraformModule, literal
 
 DATABASE = "conda-store-postgresql"
 #: The database and its owner inside it (`doit backup` dumps it as this user).
@@ -41,7 +40,7 @@ REDIS = "conda-store-redis"
 MINIO = "conda-store-minio"
 MINIO_SECRET = "conda-store-minio-credentials"  # noqa: S105 - the name of a generated secret
 MINIO_USER = "conda-store"
-MINIO_PORT = 9000
+MINIO_PORT = svc_minio.PORT
 #: Traefik's entrypoint for the object store (04 opens it on this port).
 MINIO_ENTRYPOINT = "minio"
 MINIO_EXTERNAL_PORT = 9080
@@ -68,27 +67,25 @@ class Backends:
 def conda_store_backends(ctx: RenderContext, m: TerraformModule, node_selector: str) -> Backends:
     db = postgres(ctx, m, DATABASE, node_selector, database=DB_NAME, username=DB_USER)
     broker = redis(ctx, m, REDIS, node_selector)
-    credentials = opaque_secret(
-        m, MINIO_SECRET, {"rootUser": MINIO_USER, "rootPassword": random_secret(m, "conda_store_minio_root")}
-    )
-    minio_values = {
-        "mode": "standalone",
-        "existingSecret": MINIO_SECRET,
-        "buckets": [{"name": BUCKET, "policy": "none", "purge": False}],
-        "persistence": {"enabled": True, "size": literal(ctx.config.conda_store.object_storage)},
+    minio = svc_minio.minio(
+        ctx,
+        m,
+        MINIO,
+        secret=MINIO_SECRET,
+        user=MINIO_USER,
+        bucket=BUCKET,
+        size=literal(ctx.config.conda_store.object_storage),
         # The chart asks for 16Gi by default, sized for a distributed cluster.
-        "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}},
-        "nodeSelector": node_selector,
-    }
-    minio = helm_release(m, ctx, MINIO, "minio", NAMESPACE, minio_values, depends_on=depends(credentials))
+        resources={"cpu": "100m", "memory": "512Mi"},
+        node_selector=node_selector,
+    )
     secure = ctx.config.certificate.type != "disabled"
     _external_route(m, ctx.config.certificate.type, after=(minio,))
-    secret = {"name": MINIO_SECRET}
     env = [
         db.server.password_env(DB_PASSWORD_ENV),
         broker.password_env(REDIS_PASSWORD_ENV),
-        {"name": S3_ACCESS_KEY_ENV, "valueFrom": {"secretKeyRef": {**secret, "key": "rootUser"}}},
-        {"name": S3_SECRET_KEY_ENV, "valueFrom": {"secretKeyRef": {**secret, "key": "rootPassword"}}},
+        secret_env(S3_ACCESS_KEY_ENV, MINIO_SECRET, svc_minio.ROOT_USER_KEY),
+        secret_env(S3_SECRET_KEY_ENV, MINIO_SECRET, svc_minio.ROOT_PASSWORD_KEY),
     ]
     settings = {
         "database": {

@@ -28,18 +28,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from stagegraph.errors import RenderError
+from stagegraph.schema.permissions import DASK_GATEWAY_SERVICE, DASK_SCOPE_ACCESS
 from stagegraph.stage import RenderContext
 from stagegraph.stages.permissions import parse_scope
 from stagegraph.tfjson import literal
 
 #: The JupyterHub service the chart's `hub.services` declares for the gateway.
-SERVICE = "dask-gateway"
+SERVICE = DASK_GATEWAY_SERVICE
 #: Access levels the gateway knows; `admin` includes `create`.
 CREATE, ADMIN = "create", "admin"
 BUILTIN_ACCESS = {"dask_gateway_developer": CREATE, "dask_gateway_admin": ADMIN}
 #: RFD scope access level -> gateway access; no access level grants everything.
-SCOPE_ACCESS: dict[str | None, str] = {"create": CREATE, "admin": ADMIN, None: ADMIN}
+SCOPE_ACCESS = DASK_SCOPE_ACCESS
 
 
 def hub_service_role() -> dict[str, Any]:
@@ -56,28 +56,15 @@ def hub_service_role() -> dict[str, Any]:
 
 
 def dask_roles(ctx: RenderContext) -> dict[str, str]:
-    """Role name -> the access it grants in the gateway (`create` or `admin`)."""
+    """Role name -> the access it grants in the gateway (`create` or `admin`).
+
+    The scopes are the gateway's to understand: `schema.permissions.Role` refuses others.
+    """
     out = dict(BUILTIN_ACCESS)
-    for index, role in enumerate(ctx.config.security.roles):
-        if role.component != "dask-gateway":
-            continue
-        levels = set()
-        for position, text in enumerate(role.scopes):
-            scope = parse_scope(text)
-            access = SCOPE_ACCESS.get(scope.access)
-            if (
-                scope.resource != "dask-gateway"
-                or access is None
-                or scope.subresource is not None
-                or scope.object is not None
-            ):
-                raise RenderError(
-                    f"nebari-config.yaml: security.roles.{index}.scopes.{position}: a dask-gateway scope is "
-                    "create:dask-gateway (own clusters) or admin:dask-gateway (every user's clusters) "
-                    f"(got {text!r})"
-                )
-            levels.add(access)
-        out[str(literal(role.name))] = ADMIN if ADMIN in levels else CREATE
+    for role in ctx.config.security.roles:
+        if role.component == "dask-gateway":
+            levels = {SCOPE_ACCESS[parse_scope(text).access] for text in role.scopes}
+            out[str(literal(role.name))] = ADMIN if ADMIN in levels else CREATE
     return out
 
 

@@ -52,6 +52,11 @@ def manifest(m: TerraformModule, key: str, body: dict[str, Any], after: Iterable
     return m.resource("kubectl_manifest", key, resource)
 
 
+def app_labels(name: str) -> dict[str, str]:
+    """The labels that select the pods of the platform's workload `name`."""
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "nebari"}
+
+
 def metadata(name: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "namespace": NAMESPACE, **extra}
 
@@ -71,7 +76,7 @@ def deployment(
     strategy: str = "RollingUpdate",
 ) -> dict[str, Any]:
     """A one-replica Deployment labelled `app: <name>`."""
-    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "nebari"}
+    labels = app_labels(name)
     pod: dict[str, Any] = {"nodeSelector": node_selector, "containers": containers}
     if volumes:
         pod["volumes"] = volumes
@@ -97,7 +102,7 @@ def service(name: str, ports: dict[str, int], app: str | None = None) -> dict[st
         "kind": "Service",
         "metadata": metadata(name),
         "spec": {
-            "selector": {"app.kubernetes.io/name": app or name, "app.kubernetes.io/part-of": "nebari"},
+            "selector": app_labels(app or name),
             "ports": [{"name": port_name, "port": port} for port_name, port in ports.items()],
         },
     }

@@ -12,14 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from stagegraph.stage import RenderContext
+from stagegraph.stages import svc_minio
 from stagegraph.stages.common import deep_merge, helm_release
 from stagegraph.stages.svc_kube import (
     NAMESPACE,
     Route,
     host,
     ingress_route,
-    opaque_secret,
-    random_secret,
     secret_env,
 )
 from stagegraph.stages.svc_oauth import (
@@ -62,25 +61,17 @@ def monitoring(
     releases: list[Ref] = []
     minio: Ref | None = None
     if section.minio_enabled:
-        credentials = opaque_secret(
-            m, MINIO_SECRET, {"rootUser": MINIO_USER, "rootPassword": random_secret(m, "loki_minio_root")}
-        )
-        minio_values = {
-            "mode": "standalone",
-            "existingSecret": MINIO_SECRET,
-            "buckets": [{"name": "loki", "policy": "none", "purge": False}],
-            "persistence": {"enabled": True, "size": "50Gi"},
-            "resources": {"requests": {"memory": "512Mi"}},
-            "nodeSelector": nodes["general"],
-        }
-        minio = helm_release(
-            m,
+        minio = svc_minio.minio(
             ctx,
+            m,
             "loki-minio",
-            "minio",
-            NAMESPACE,
-            deep_merge(minio_values, literal(dict(overrides.minio))),
-            depends_on=depends(credentials),
+            secret=MINIO_SECRET,
+            user=MINIO_USER,
+            bucket="loki",
+            size="50Gi",
+            resources={"memory": "512Mi"},
+            node_selector=nodes["general"],
+            overrides=literal(dict(overrides.minio)),
         )
         releases.append(minio)
     loki: Ref = helm_release(
@@ -136,8 +127,8 @@ def _loki_values(nodes: dict[str, str], minio: bool) -> dict[str, Any]:
             },
         }
         env = [
-            secret_env("MINIO_ROOT_USER", MINIO_SECRET, "rootUser"),
-            secret_env("MINIO_ROOT_PASSWORD", MINIO_SECRET, "rootPassword"),
+            secret_env("MINIO_ROOT_USER", MINIO_SECRET, svc_minio.ROOT_USER_KEY),
+            secret_env("MINIO_ROOT_PASSWORD", MINIO_SECRET, svc_minio.ROOT_PASSWORD_KEY),
         ]
     else:
         storage = {"type": "filesystem"}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from stagegraph.stage import RenderContext
 from stagegraph.stages.svc_images import resolve_image
+from stagegraph.stages.svc_kube import secret_env
 from stagegraph.stages.svc_stateful import PASSWORD_KEY, Database, render_database
 from stagegraph.tfjson import TerraformModule
 
@@ -67,10 +68,7 @@ def postgres(
             {"name": "POSTGRES_USER", "value": username},
             {"name": "POSTGRES_DB", "value": database},
             {"name": "PGDATA", "value": f"{DATA_DIR}/pgdata"},
-            {
-                "name": "POSTGRES_PASSWORD",
-                "valueFrom": {"secretKeyRef": {"name": name, "key": PASSWORD_KEY}},
-            },
+            secret_env("POSTGRES_PASSWORD", name, PASSWORD_KEY),
         ],
         "ports": [{"name": "postgres", "containerPort": PORT}],
         "readinessProbe": {**probe, "periodSeconds": 10},

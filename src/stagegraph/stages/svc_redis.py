@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from stagegraph.stage import RenderContext
 from stagegraph.stages.svc_images import resolve_image
+from stagegraph.stages.svc_kube import secret_env
 from stagegraph.stages.svc_stateful import PASSWORD_KEY, Database, render_database
 from stagegraph.tfjson import TerraformModule
 
@@ -26,7 +27,6 @@ SIZE = "8Gi"
 
 def redis(ctx: RenderContext, m: TerraformModule, name: str, node_selector: str) -> Database:
     image = resolve_image(ctx, "redis", field="images.redis")
-    password = {"secretKeyRef": {"name": name, "key": PASSWORD_KEY}}
     probe = {"exec": {"command": ["sh", "-c", "redis-cli -h 127.0.0.1 ping | grep -q PONG"]}}
     container = {
         "name": "redis",
@@ -37,8 +37,8 @@ def redis(ctx: RenderContext, m: TerraformModule, name: str, node_selector: str)
             f'exec redis-server --port {PORT} --requirepass "$REDIS_PASSWORD" --appendonly yes --dir {DATA_DIR}',
         ],
         "env": [
-            {"name": "REDIS_PASSWORD", "valueFrom": password},
-            {"name": "REDISCLI_AUTH", "valueFrom": password},
+            secret_env("REDIS_PASSWORD", name, PASSWORD_KEY),
+            secret_env("REDISCLI_AUTH", name, PASSWORD_KEY),
         ],
         "ports": [{"name": "redis", "containerPort": PORT}],
         "readinessProbe": {**probe, "periodSeconds": 10},

@@ -26,22 +26,15 @@ name still reaches Grafana and Argo); the README says so.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from stagegraph.errors import RenderError
+from stagegraph.schema.permissions import HUB_COMPONENTS
 from stagegraph.stage import RenderContext
-from stagegraph.stages import svc_dask_access
 from stagegraph.stages.keycloak_configuration import role_specs
 from stagegraph.stages.permissions import parse_scope
 from stagegraph.tfjson import literal
 
-#: Components whose roles become JupyterHub roles.
-HUB_COMPONENTS = ("jupyterhub", "dask-gateway")
-#: JupyterHub's rule for role names (jupyterhub/roles.py, `_role_name_pattern`, 5.x).
-JUPYTERHUB_ROLE_NAME = re.compile(r"^[a-z][a-z0-9\-_~\.]{1,253}[a-z0-9]$")
-#: JupyterHub's default roles and the service roles of the chart values (hub.loadRoles).
-RESERVED_HUB_ROLES = ("admin", "user", "server", "token", "metrics", svc_dask_access.SERVICE)
 #: RFD scope access level -> conda-store namespace role; no access level grants all.
 CONDA_STORE_ACCESS = {"read": "viewer", "write": "developer", "admin": "admin", None: "admin"}
 
@@ -51,24 +44,8 @@ def hub_roles(ctx: RenderContext) -> dict[str, dict[str, Any]]:
 
     Roles of the `dask-gateway` component become JupyterHub roles too, without scopes (theirs
     mean something to the gateway only): the gateway reads which a user holds (svc_dask_access).
+    Their names are JupyterHub's to accept: `schema.permissions.Role` checks them at validate.
     """
-    for index, role in enumerate(ctx.config.security.roles):
-        if role.component not in HUB_COMPONENTS:
-            continue
-        field = f"nebari-config.yaml: security.roles.{index}.name"
-        if not JUPYTERHUB_ROLE_NAME.match(role.name):
-            # JupyterHub refuses such a name at start, so the hub would not come up.
-            raise RenderError(
-                f"{field}: a {role.component} role becomes a JupyterHub role, whose name is 3-255 "
-                "characters of lower-case letters, digits and '-._~', starting with a letter and "
-                f"ending with a letter or digit (got {role.name!r})"
-            )
-        if role.name in RESERVED_HUB_ROLES:
-            # Same name, one role: it would replace JupyterHub's own or a service's scopes.
-            raise RenderError(
-                f"{field}: {role.name!r} is a role JupyterHub already has "
-                f"({', '.join(RESERVED_HUB_ROLES)}); pick another name"
-            )
     return {
         str(literal(spec.name)): {
             "description": literal(spec.description or spec.name),

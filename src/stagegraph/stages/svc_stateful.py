@@ -20,7 +20,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from stagegraph.stages.svc_kube import NAMESPACE, manifest, metadata, opaque_secret, random_secret, tf_key
+from stagegraph.stages.svc_kube import (
+    NAMESPACE,
+    app_labels,
+    manifest,
+    metadata,
+    opaque_secret,
+    random_secret,
+    secret_env,
+    tf_key,
+)
 from stagegraph.tfjson import Ref, TerraformModule
 
 #: The `postgres` and `redis` users of the official Debian-based images.
@@ -44,7 +53,7 @@ class Database:
         return f"{self.name}.{NAMESPACE}.svc"
 
     def password_env(self, env: str) -> dict[str, Any]:
-        return {"name": env, "valueFrom": {"secretKeyRef": {"name": self.secret, "key": PASSWORD_KEY}}}
+        return secret_env(env, self.secret, PASSWORD_KEY)
 
 
 def password_secret(m: TerraformModule, name: str) -> Ref:
@@ -52,18 +61,14 @@ def password_secret(m: TerraformModule, name: str) -> Ref:
     return opaque_secret(m, name, {PASSWORD_KEY: random_secret(m, f"{tf_key(name)}_password")})
 
 
-def labels(name: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "nebari"}
-
-
 def headless_service(name: str, port_name: str, port: int) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(name, labels=labels(name)),
+        "metadata": metadata(name, labels=app_labels(name)),
         "spec": {
             "clusterIP": "None",
-            "selector": labels(name),
+            "selector": app_labels(name),
             "ports": [{"name": port_name, "port": port, "targetPort": port_name}],
         },
     }
@@ -97,12 +102,12 @@ def stateful_set(
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": metadata(name, labels=labels(name)),
+        "metadata": metadata(name, labels=app_labels(name)),
         "spec": {
             "serviceName": name,
             "replicas": 1,
-            "selector": {"matchLabels": labels(name)},
-            "template": {"metadata": {"labels": labels(name)}, "spec": pod},
+            "selector": {"matchLabels": app_labels(name)},
+            "template": {"metadata": {"labels": app_labels(name)}, "spec": pod},
             "volumeClaimTemplates": [claim],
         },
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stagegraph.schema import cloud_names
 from stagegraph.stage import RenderContext
 from stagegraph.stages.cloud import aws_iam, aws_network, cluster, names, registry
 from stagegraph.stages.cloud.state import aws_provider
@@ -37,7 +38,7 @@ def render(ctx: RenderContext) -> dict[str, Any]:
     cluster_role, cluster_ready = aws_iam.role(
         m,
         "cluster",
-        f"{name}-eks-cluster-role",
+        name + cloud_names.CLUSTER_ROLE_SUFFIX,
         "eks.amazonaws.com",
         aws.permissions_boundary,
         aws_iam.CLUSTER_POLICIES,
@@ -71,7 +72,7 @@ def render(ctx: RenderContext) -> dict[str, Any]:
     node_role, node_ready = aws_iam.role(
         m,
         "node",
-        f"{name}-eks-node-group-role",
+        name + cloud_names.NODE_ROLE_SUFFIX,
         "ec2.amazonaws.com",
         aws.permissions_boundary,
         aws_iam.NODE_POLICIES,
@@ -139,7 +140,7 @@ def _node_groups(
             role, ready = aws_iam.role(
                 m,
                 f"node_{literal(group_name).replace('-', '_')}",
-                f"{name}-{group_name}-node-role",
+                cloud_names.group_node_role(name, group_name),
                 "ec2.amazonaws.com",
                 group.permissions_boundary,
                 aws_iam.NODE_POLICIES,

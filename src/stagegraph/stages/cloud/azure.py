@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stagegraph.schema.providers import AZURE_NODE_RESOURCE_GROUP_SUFFIX
+from stagegraph.schema.cloud_names import AZURE_NODE_GROUP_SUFFIX
 from stagegraph.stage import RenderContext
 from stagegraph.stages.cloud import cluster, names, registry
 from stagegraph.stages.cloud.versions import cluster_version
@@ -68,7 +68,7 @@ def render(ctx: RenderContext) -> dict[str, Any]:
         "name": name,
         "location": rg.attr("location"),
         "resource_group_name": rg.attr("name"),
-        "node_resource_group": f"{group_name_rg}{AZURE_NODE_RESOURCE_GROUP_SUFFIX}",
+        "node_resource_group": f"{group_name_rg}{AZURE_NODE_GROUP_SUFFIX}",
         "dns_prefix": "Nebari",
         "kubernetes_version": version,
         "sku_tier": "Free",

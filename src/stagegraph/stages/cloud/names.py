@@ -100,6 +100,20 @@ def s3_prefix(body: dict[str, Any]) -> str:
     return str(body.get("key") or "stagegraph").strip("/").removesuffix(".tfstate")
 
 
+def folder_prefix(body: dict[str, Any], setting: str) -> str:
+    """The folder a gcs backend's `prefix` or an azurerm backend's `key` names (default
+    `stagegraph`); stagegraph's records and lock live in it, beside the stages' state.
+
+    A `key` that names a state blob (`team/prod.tfstate`) stands for its folder (`team`;
+    `prod` when it has none); any other key is the folder itself.
+    """
+    value = str(body.get(setting) or "").strip("/")
+    if value.endswith(".tfstate"):
+        folder, _, blob = value.rpartition("/")
+        value = folder or blob.removesuffix(".tfstate")
+    return value or "stagegraph"
+
+
 def kube_state_deployment(config: NebariConfig) -> str:
     """What names a deployment's objects in a kubernetes backend's namespace.
 
@@ -154,6 +168,12 @@ def remote_backend(
             # stage keeps its own state object in it (the same key would make every stage
             # overwrite one state). Stagegraph's records and lock live under it too.
             body["key"] = f"{s3_prefix(body)}/{stage_dir}.tfstate"
+        if state.backend == "gcs":
+            # The same for gcs: each stage's own prefix (`<prefix>/<stage>/default.tfstate`).
+            body["prefix"] = f"{folder_prefix(body, 'prefix')}/{stage_dir}"
+        if state.backend == "azurerm":
+            # And for azurerm: `key` is one blob, so it names a folder of one blob per stage.
+            body["key"] = f"{folder_prefix(body, 'key')}/{stage_dir}.tfstate"
         return state.backend, dict(sorted(body.items()))
     name = cluster_name(config)
     if config.provider == "aws":
