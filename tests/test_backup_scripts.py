@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,11 @@ def backed_up(tmp_path: Path) -> Pod:
     rendered = render_backup(Backup(keep_days=7), platform("dev"))
     pod = Pod(tmp_path, objects("ConfigMap", rendered))
     seed_platform(pod)
+    # Runs from before: one past keep_days (7), one within.
+    for name, age_days in (("nebari-backup-old", 9), ("nebari-backup-recent", 5)):
+        (pod.backup / name).mkdir()
+        then = time.time() - age_days * 86400
+        os.utime(pod.backup / name, (then, then))
     spec = pod_spec(objects("CronJob", rendered))
     for container in [*spec["initContainers"], *spec["containers"]]:
         if container["name"] == "keycloak":
@@ -190,6 +196,8 @@ def backed_up(tmp_path: Path) -> Pod:
 
 def test_a_backup_run_dumps_both_databases_copies_the_bucket_and_archives_the_volumes(backed_up: Pod) -> None:
     run = backed_up.backup / RUN
+    # Retention covers the dumps too: whole runs older than keep_days go.
+    assert sorted(p.name for p in backed_up.backup.iterdir()) == ["LATEST", RUN, "nebari-backup-recent"]
     assert sorted(p.name for p in run.iterdir()) == [
         "conda-store-artifacts",
         "conda-store-postgresql.dump",
