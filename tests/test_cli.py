@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -75,6 +76,20 @@ def test_init_writes_a_commented_config_and_refuses_to_overwrite(tmp_path: Path)
         assert password.group(1) not in proc.stdout + proc.stderr
     again = project.doit("init", check=False)
     assert again.returncode != 0 and "nebari-config.yaml" in again.stdout and "exists" in again.stdout
+
+
+def test_init_with_a_bad_choice_writes_nothing(tmp_path: Path) -> None:
+    # The config is checked before any key, rule or secret is made.
+    project = SandboxProject.create(tmp_path / "p")
+    key_file = tmp_path / "age" / "keys.txt"
+    project.extra_env["SOPS_AGE_KEY_FILE"] = str(key_file)
+    (project.root / "nebari-config.yaml").unlink()
+    shutil.rmtree(project.root / "secrets", ignore_errors=True)
+    proc = project.doit("init", "--provider", "aws", "--project-name", "MyProj", check=False)
+    assert proc.returncode != 0
+    assert "project_name: the ECR repository name 'MyProj-dev-jupyterlab' is not allowed" in proc.stdout
+    assert not (project.root / "nebari-config.yaml").exists()
+    assert not (project.root / "secrets").exists() and not key_file.exists()
 
 
 def test_graph_lists_dependencies_and_writes_svg(project: SandboxProject) -> None:

@@ -192,3 +192,22 @@ def test_a_minio_release_that_keeps_the_charts_published_user_is_flagged(local: 
         ": users: the chart's default is a published credential (a user `console`, password "
         "`console123`, policy consoleAdmin); set users (to [] for none)"
     )
+
+
+def test_grafana_admin_is_a_generated_secret_not_the_charts_published_password() -> None:
+    local = ROOT / "tests" / "fixtures" / "configs" / "explicit-local.happy.yaml"
+    doc_07 = doc(render_file(local), "07-kubernetes-services")
+    admin = doc_07["locals"]["kube_prometheus_stack_values"]["grafana"]["admin"]
+    secret = doc_07["resource"]["kubernetes_secret"][admin["existingSecret"].replace("-", "_")]
+    assert secret["data"][admin["passwordKey"]] == "${random_password.grafana_admin.result}"
+    stages = render_file(DEFAULT)
+
+    def kept(data: dict[str, Any]) -> None:
+        del data["locals"]["kube_prometheus_stack_values"]["grafana"]["admin"]
+
+    report = check(edited(stages, "07-kubernetes-services", kept), only=["helm-values"])
+    [line] = problem_lines(report)
+    assert line.endswith(
+        ": grafana.adminPassword: the chart's default is a published credential (Grafana's admin "
+        "password `prom-operator`); set grafana.admin.existingSecret"
+    )

@@ -56,6 +56,17 @@ def test_records_are_configmaps_written_only_at_the_version_read(fake: FakeKube,
     assert store.requests == 9  # one request per call: nothing cached, nothing retried
 
 
+def test_a_missing_namespace_is_named_not_taken_for_a_held_lock(fake: FakeKube, tmp_path: Path) -> None:
+    kubeconfig = fake.write_kubeconfig(tmp_path / "kubeconfig")
+    store = KubeStore(KubeLocation(KubeTarget(str(kubeconfig), None), "team-state", "demo-dev"))
+    lock = SharedLock(store, "deploy", Lease(lease_s=30, wait_s=0))
+    with pytest.raises(StagegraphError) as caught:
+        lock.acquire()
+    message = str(caught.value)
+    assert "namespace team-state" in message and "the namespace does not exist" in message
+    assert "terraform_state.config.namespace" in message and "holds the" not in message
+
+
 def test_a_plugin_stage_name_that_is_no_dns_name_gets_a_safe_unique_configmap(
     fake: FakeKube, tmp_path: Path
 ) -> None:

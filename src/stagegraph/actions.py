@@ -292,13 +292,15 @@ def section_owners(graph: StageGraph) -> dict[str, str]:
 
 def do_init(s: Session, provider: str, project_name: str, domain: str, auth: str, gcp_project: str) -> None:
     from stagegraph.initconfig import render_init_config, write_new_config
-    from stagegraph.sops.init import init_root_password_secret
+    from stagegraph.sops.init import ROOT_PASSWORD_FILE, ROOT_PASSWORD_KEY, init_root_password_secret
 
     if s.project.config_path.exists():  # refuse before generating or encrypting anything
         write_new_config(s.project.config_path, "")
     notes: list[str] = []
-    # The root password goes straight into an encrypted file; the config only refers to it.
-    ref = init_root_password_secret(s.project.root, notes=notes)
+    # The config first (validated as it is rendered): a bad choice stops here, before any
+    # key, rule or secret exists. The root password then goes straight into an encrypted
+    # file; the config only refers to it.
+    ref = {"sops": ROOT_PASSWORD_FILE, "key": ROOT_PASSWORD_KEY}
     text = render_init_config(
         provider=provider,
         project_name=project_name,
@@ -308,6 +310,7 @@ def do_init(s: Session, provider: str, project_name: str, domain: str, auth: str
         root_password_ref=ref,
         gcp_project=gcp_project or None,
     )
+    ref = init_root_password_secret(s.project.root, notes=notes)
     write_new_config(s.project.config_path, text)
     for note in notes:
         print(note)

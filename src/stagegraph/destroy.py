@@ -18,6 +18,7 @@ from stagegraph.render import BACKEND_FILE, MANIFEST, file_digest, read_manifest
 
 if TYPE_CHECKING:
     from stagegraph.project import Project
+    from stagegraph.records import StageRecord
 
 from stagegraph.deploy import Runtime, driver_of, now, record_failure, stage_context
 from stagegraph.inputs import secret_env, stage_inputs
@@ -26,7 +27,11 @@ from stagegraph.tfstate import StateError, check_state
 
 def is_destroyed(project: Project, name: str) -> bool:
     """Nothing left to destroy: no record, destroyed, or only ever planned (no state)."""
-    record = project.records.get(name)
+    return nothing_left(project, name, project.records.get(name))
+
+
+def nothing_left(project: Project, name: str, record: StageRecord | None) -> bool:
+    """`is_destroyed` for a record already read (a shared store's read is a request)."""
     if record is None or record.status == "destroyed":
         return True
     # A first apply that failed half way may have created resources: destroy those too.
@@ -51,11 +56,11 @@ def check_destroyable(project: Project, names: Iterable[str]) -> None:
     happily), and its variables can be assembled from the records upstream.
     """
     for name in names:
-        if is_destroyed(project, name):
+        record = project.records.get(name)
+        if nothing_left(project, name, record):
             continue
         stage = project.graph[name]
         stage_dir = project.stage_dir(stage)
-        record = project.records.get(name)
         check_state(name, stage_dir, record.state if record else None)
         _check_render(project, name)
         stage_inputs(project, stage, files="none")
@@ -101,7 +106,7 @@ def destroy_stage(rt: Runtime, name: str, *, delete_data: bool = False) -> None:
     project = rt.project
     stage = project.graph[name]
     record = project.records.get(name)
-    if record is None or is_destroyed(project, name):
+    if record is None or nothing_left(project, name, record):
         rt.summary.add(name, "skipped", 0.0, "nothing to destroy")
         return
     started, t0 = now(), time.monotonic()

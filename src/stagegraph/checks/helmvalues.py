@@ -56,19 +56,36 @@ FREE_FORM: dict[str, tuple[str, ...]] = {
 }
 
 
-#: Top-level values whose chart defaults are credentials printed in the chart's own
-#: values.yaml: a release that keeps them deploys a login anyone who read the chart can use.
-DEFAULT_CREDENTIALS: dict[str, dict[str, str]] = {
+#: Values whose chart defaults are credentials printed in the chart's own values.yaml: a
+#: release that keeps them deploys a login anyone who read the chart can use. Each entry:
+#: (dotted path, what it is, a dotted path that replaces it when set, or None).
+DEFAULT_CREDENTIALS: dict[str, tuple[tuple[str, str, str | None], ...]] = {
     # minio 5.x: its post-install job creates this user.
-    "minio": {"users": "a user `console`, password `console123`, policy consoleAdmin"},
+    "minio": (("users", "a user `console`, password `console123`, policy consoleAdmin", None),),
+    # Grafana's admin (kube-prometheus-stack 66 sets it); the subchart reads
+    # admin.existingSecret instead when it is set.
+    "kube-prometheus-stack": (
+        ("grafana.adminPassword", "Grafana's admin password `prom-operator`", "grafana.admin.existingSecret"),
+    ),
 }
+
+
+def _at(values: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(values, Mapping):
+            return None
+        values = values.get(part)
+    return values
 
 
 def default_credentials(chart: str, merged: Mapping[str, Any], defaults: Mapping[str, Any]) -> Iterator[str]:
     """The values where the release keeps a credential the chart publishes."""
-    for key, what in DEFAULT_CREDENTIALS.get(chart, {}).items():
-        if defaults.get(key) and merged.get(key) == defaults.get(key):
-            yield f"{key}: the chart's default is a published credential ({what}); set {key} (to [] for none)"
+    for key, what, replaced_by in DEFAULT_CREDENTIALS.get(chart, ()):
+        if replaced_by is not None and _at(merged, replaced_by):
+            continue
+        if _at(defaults, key) and _at(merged, key) == _at(defaults, key):
+            how = f"set {replaced_by}" if replaced_by else f"set {key} (to [] for none)"
+            yield f"{key}: the chart's default is a published credential ({what}); {how}"
 
 
 #: Maps every chart passes through whole into a container spec (`toYaml .Values...resources`):

@@ -121,9 +121,23 @@ class KubeStore(ConditionalStore):
         return Versioned(_content(name, got), str(got["metadata"]["resourceVersion"]))
 
     def create(self, name: str, data: bytes) -> str | None:
+        from stagegraph.errors import StagegraphError
+        from stagegraph.kube.client import KubeApiError
+
         path, _ = self._path(name, collection=True)
-        made = self._request("POST", path, body=self._object(name, data))
-        return None if made is None else str(made["metadata"]["resourceVersion"])
+        self.requests += 1
+        try:
+            made = self._api().request("POST", path, body=self._object(name, data))
+        except KubeApiError as exc:
+            if exc.status == 409:  # AlreadyExists: someone else's, the condition failed
+                return None
+            if exc.status == 404:  # POST to a collection: its namespace is missing
+                raise StagegraphError(
+                    f"{self.describe(name)}: the namespace does not exist; create it, or name one that "
+                    "does in terraform_state.config.namespace"
+                ) from None
+            raise
+        return str(made["metadata"]["resourceVersion"])
 
     def replace(self, name: str, data: bytes, version: str) -> str | None:
         body = self._object(name, data)

@@ -19,6 +19,8 @@ from stagegraph.stages.svc_kube import (
     Route,
     host,
     ingress_route,
+    opaque_secret,
+    random_secret,
     secret_env,
 )
 from stagegraph.stages.svc_oauth import (
@@ -35,6 +37,14 @@ GRAFANA_SERVICE = f"{PROMETHEUS}-grafana"
 LOKI_GATEWAY = "http://loki-gateway.${var.namespace}.svc.cluster.local"
 MINIO_SECRET = "loki-minio-credentials"  # noqa: S105 - the name of a generated secret
 MINIO_USER = "loki"
+#: Grafana's local admin: generated, never the chart's published `prom-operator`. Logins go
+#: through Keycloak (the login form and basic auth are off); this one is for break-glass use.
+GRAFANA_ADMIN_SECRET = "grafana-admin"  # noqa: S105 - the name of a generated secret
+GRAFANA_ADMIN = {
+    "existingSecret": GRAFANA_ADMIN_SECRET,
+    "userKey": "admin-user",
+    "passwordKey": "admin-password",
+}
 #: Keycloak client role on the grafana client -> Grafana role, first match wins.
 GRAFANA_ROLES: tuple[tuple[str, str], ...] = (
     ("grafana_admin", "Admin"),
@@ -93,6 +103,11 @@ def monitoring(
         deep_merge(promtail_values, literal(dict(overrides.promtail))),
         depends_on=depends(loki),
     )
+    admin = opaque_secret(
+        m,
+        GRAFANA_ADMIN_SECRET,
+        {"admin-user": "admin", "admin-password": random_secret(m, "grafana_admin")},
+    )
     stack: Ref = helm_release(
         m,
         ctx,
@@ -101,6 +116,7 @@ def monitoring(
         NAMESPACE,
         deep_merge(_stack_values(nodes), extra_stack_values or {}),
         timeout=900,
+        depends_on=depends(admin),
     )
     releases += [loki, promtail, stack]
     ingress_route(
@@ -172,6 +188,7 @@ def _stack_values(nodes: dict[str, str]) -> dict[str, Any]:
     ep = endpoints()
     grafana = {
         "nodeSelector": nodes["general"],
+        "admin": GRAFANA_ADMIN,
         "grafana.ini": {
             "server": {
                 "domain": "${var.domain}",
