@@ -140,11 +140,12 @@ def do_apply_plan(s: Session, name: str) -> None:
 
 
 def do_destroy(s: Session, name: str) -> None:
+    from stagegraph.commands.engine import options
     from stagegraph.destroy import destroy_stage
 
     rt = s.runtime()
     s.hold_lock("destroy")
-    destroy_stage(rt, name)
+    destroy_stage(rt, name, delete_data=bool(options(s).destroy["delete_data"]))
 
 
 def do_destroy_orphans(s: Session, stage: Sequence[str]) -> None:

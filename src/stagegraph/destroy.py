@@ -90,8 +90,12 @@ def _check_render(project: Project, name: str) -> None:
             )
 
 
-def destroy_stage(rt: Runtime, name: str) -> None:
-    """Destroy one stage; the engine destroyed its dependents before it."""
+def destroy_stage(rt: Runtime, name: str, *, delete_data: bool = False) -> None:
+    """Destroy one stage; the engine destroyed its dependents before it.
+
+    The volumes its StatefulSets leave are named in the run's notes, or deleted with
+    `delete_data` (`stagegraph.keptvolumes`).
+    """
     from stagegraph.sharedstate import refuse_if_lost
 
     try:
@@ -138,3 +142,16 @@ def destroy_stage(rt: Runtime, name: str) -> None:
     )
     rt.summary.add(name, "destroyed", duration, "")
     rt.console.finish(name, "destroyed", duration)
+    _left_volumes(rt, name, delete_data)
+
+
+def _left_volumes(rt: Runtime, name: str, delete_data: bool) -> None:
+    from stagegraph.keptvolumes import after_destroy
+
+    try:
+        note = after_destroy(rt.project, name, delete_data)
+    except StagegraphError as exc:
+        rt.summary.note(f"{name}: destroyed, but its volumes were not deleted: {exc}")
+        raise
+    if note:
+        rt.summary.note(note)

@@ -62,9 +62,12 @@ def _keycloak_database_before(config: NebariConfig) -> str:
 #: fields above (the name is what `--allow-change` takes): why, and how to read it.
 DERIVED: dict[str, tuple[str, Callable[[NebariConfig], Any]]] = {
     "security.keycloak.database": (
-        "Keycloak's realm, users and clients live in its database and a new one starts empty; "
-        "keep it with security.keycloak.overrides: {database: {vendor: dev-file}}, or export the "
-        "users first (`doit backup --now`) and import them after the switch",
+        "Keycloak's users live in its database and PostgreSQL starts empty (stage 06 re-creates "
+        "the realm's clients, groups and roles from the config, not the users); keep it with "
+        "security.keycloak.overrides: {database: {vendor: dev-file}}, or export the users first "
+        "(`doit backup --now`, then wait for its Job; password hashes are not exported) and after "
+        "the switch re-create them with `doit backup --restore <that Job's name>` (each user then "
+        "sets a new password; logins through an identity provider carry over)",
         _keycloak_database,
     ),
     "conda_store.database": (

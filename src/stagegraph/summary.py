@@ -49,6 +49,12 @@ class RunSummary:
         self._lock = threading.Lock()
         self._results: dict[str, StageResult] = {}  # insertion order = finishing order
         self._path: Path | None = None
+        #: Lines for the user after the one-line summary (what a destroy left behind).
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> None:
+        with self._lock:
+            self.notes.append(text)
 
     def add(self, stage: str, status: Status | str, duration: float, reason: str = "") -> None:
         """Record what `stage` did. A later result for the same stage replaces the earlier
@@ -104,6 +110,7 @@ class RunSummary:
             "ok": self.ok,
             "totals": self.totals(),
             "stages": [asdict(r) for r in self.stages],
+            "notes": list(self.notes),
         }
 
     def write(self, root: Path) -> Path:

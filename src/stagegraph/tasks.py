@@ -143,6 +143,8 @@ class Session:
             return  # stopped by a signal: its one `interrupted (...)` line is the last word
         try:
             print(summary.one_line(), flush=True)
+            for note in summary.notes:
+                print(f"note: {note}", flush=True)
         except BrokenPipeError:
             from stagegraph.brokenpipe import stdout_gone
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from stagegraph.checks import CheckRun, Finding, StageRender, registered_checks
@@ -57,7 +57,31 @@ def render_all(graph: StageGraph, config: NebariConfig, lock: Lockfile, lockfile
     for stage in graph.stages:
         rendered = render_stage(stage, config, lock, lockfile)
         out.append(StageRender(stage, rendered.directory, rendered.files))
+    if config.provider != "sandbox":
+        out.append(backup_render(config, lock, lockfile))
     return out
+
+
+def backup_render(config: NebariConfig, lock: Lockfile, lockfile: str) -> StageRender:
+    """What `doit backup` applies and `--restore latest` renders, checked as a manifest stage:
+    no stage of the graph, but Kubernetes objects whose Secrets the stages must create."""
+    from stagegraph.backup import platform_of, render_backup, to_yaml
+    from stagegraph.backup_restore import render_restore
+    from stagegraph.stage import Stage
+
+    platform = platform_of(config, lock, lockfile)
+    settings = config.stagegraph.backup
+    files = {
+        "backup.yaml": to_yaml(render_backup(settings, platform)).encode(),
+        "restore-latest.yaml": to_yaml(render_restore(settings, platform, "latest")).encode(),
+    }
+    stage = Stage(
+        name="backup",
+        description="doit backup: the backup CronJob and a restore Job",
+        render=lambda _ctx: {},
+        kind="manifests",
+    )
+    return StageRender(stage, PurePosixPath("backup"), files)
 
 
 def run_checks(

@@ -56,6 +56,13 @@ DESTROY_PARAMS: list[dict[str, Any]] = [
         "type": list,
         "help": "keep this stage (and what it needs); repeatable",
     },
+    {
+        "name": "delete_data",
+        "long": "delete-data",
+        "type": bool,
+        "default": False,
+        "help": "also delete the database volumes Kubernetes keeps after a StatefulSet (kept by default)",
+    },
 ]
 
 

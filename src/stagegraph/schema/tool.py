@@ -83,8 +83,9 @@ class Backup(Section):
     components: list[BackupComponent] = Field(
         default_factory=lambda: list(ALL_COMPONENTS),
         min_length=1,
-        description="What to back up: keycloak (realm and users export), conda_store (its volume of "
-        "environments), shared_storage (the users' home and shared folders).",
+        description="What to back up: keycloak (realm and users export, and its PostgreSQL dump), "
+        "conda_store (its PostgreSQL dump, its MinIO bucket and its volume of environments), "
+        "shared_storage (the users' home and shared folders).",
     )
     storage_size: str = Field(
         "50Gi",

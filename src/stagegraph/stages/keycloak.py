@@ -57,6 +57,8 @@ POSTGRES = "postgres"
 EXTERNAL = "external"
 #: Keycloak's PostgreSQL: StatefulSet, headless Service and password Secret of this name.
 DATABASE = "keycloak-postgresql"
+#: The database and its owner inside it (`doit backup` dumps it as this user).
+DB_NAME = DB_USER = "keycloak"
 THEMES_NOTE = "THEMES-NOT-RENDERED.md"
 #: Seconds the check waits for an answer: Helm already waited for the pod to be ready.
 CHECK_TIMEOUT = 10.0
@@ -254,9 +256,7 @@ def render(ctx: RenderContext) -> Rendered:
         )
         ready = (store,)
     else:
-        db = postgres(
-            ctx, m, DATABASE, "${var.general_node_selector}", database="keycloak", username="keycloak"
-        )
+        db = postgres(ctx, m, DATABASE, "${var.general_node_selector}", database=DB_NAME, username=DB_USER)
         ready = db.server.ready
     helm_release(
         m,

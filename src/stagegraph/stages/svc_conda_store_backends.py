@@ -33,6 +33,8 @@ from stagegraph.stages.svc_redis import redis
 from stagegraph.tfjson import Ref, TerraformModule, literal
 
 DATABASE = "conda-store-postgresql"
+#: The database and its owner inside it (`doit backup` dumps it as this user).
+DB_NAME = DB_USER = "conda-store"
 REDIS = "conda-store-redis"
 #: The minio chart names its Service after the release.
 MINIO = "conda-store-minio"
@@ -63,7 +65,7 @@ class Backends:
 
 
 def conda_store_backends(ctx: RenderContext, m: TerraformModule, node_selector: str) -> Backends:
-    db = postgres(ctx, m, DATABASE, node_selector, database="conda-store", username="conda-store")
+    db = postgres(ctx, m, DATABASE, node_selector, database=DB_NAME, username=DB_USER)
     broker = redis(ctx, m, REDIS, node_selector)
     minio = svc_minio.minio(
         ctx,

@@ -6,6 +6,7 @@ Each returns the text to print; `stagegraph.tasks` prints it (library code never
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagegraph.errors import StagegraphError
@@ -52,6 +53,12 @@ BACKUP_PARAMS: list[dict[str, Any]] = [
         "type": bool,
         "default": False,
         "help": "also start one backup Job right away (from the CronJob)",
+    },
+    {
+        "name": "restore",
+        "long": "restore",
+        "default": "",
+        "help": "render the Job that restores backup ID (the Job name that took it, or latest) and print the steps",
     },
 ]
 
@@ -172,25 +179,33 @@ def migrations(s: Session) -> str:
     return "\n".join(lines)
 
 
-def backup(s: Session, now: bool) -> str:
-    """Render the backup objects; against a cluster, apply them (and start a run with --now)."""
+def backup(s: Session, now: bool, restore: str = "") -> str:
+    """Render the backup objects; against a cluster, apply them (and start a run with --now).
+
+    --restore ID renders the restore Job instead and prints the steps that run it.
+    """
     from datetime import UTC, datetime
 
     from stagegraph.atomic import write_atomic
-    from stagegraph.backup import job_now, render_backup, to_yaml
+    from stagegraph.backup import job_now, platform_of, render_backup, to_yaml
 
     project = s.project
     config = project.config
     namespace = config.namespace
-    pinned = project.lock.pin("images.jupyterlab", file=project.lockfile_name, user="backup")
-    image = config.default_images.jupyterlab or f"{getattr(pinned, 'image', '')}:{getattr(pinned, 'tag', '')}"
     keycloak = project.records.get("05-kubernetes-keycloak")
-    url = (keycloak.outputs.get("internal_url") if keycloak else None) or (
-        f"http://keycloak-keycloakx-http.{namespace}.svc:80/auth"
-    )
-    objects = render_backup(config.stagegraph.backup, namespace, image, str(url))
+    url = keycloak.outputs.get("internal_url") if keycloak else None
+    from stagegraph.immutable import recorded
+
+    # What the cluster runs, not what the config asks for next (see platform_of).
+    running = {path: value for path, (value, _stage) in recorded(project.records.all(), config).items()}
+    platform = platform_of(config, project.lock, project.lockfile_name, str(url) if url else None, running)
+    settings = config.stagegraph.backup
     # Next to the config, not among the stage directories: it is no stage of the graph.
-    target = project.config_path.parent / "backup" / "backup.yaml"
+    folder = project.config_path.parent / "backup"
+    if restore:
+        return _restore(project.root, folder, settings, platform, restore)
+    objects = render_backup(settings, platform)
+    target = folder / "backup.yaml"
     changed = write_atomic(target, to_yaml(objects))
     where = target.relative_to(project.root) if target.is_relative_to(project.root) else target
     lines = [
@@ -219,6 +234,26 @@ def backup(s: Session, now: bool) -> str:
             job = job_now(objects[-1], name)
             client.request("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body=job)
             lines.append(
-                f"started Job {namespace}/{name}; follow it with `kubectl -n {namespace} logs -f job/{name} --all-containers`"
+                f"started Job {namespace}/{name}; follow it with `kubectl -n {namespace} logs -f job/{name} "
+                f"--all-containers`; restore with `doit backup --restore {name}`"
             )
     return "\n".join(lines)
+
+
+def _restore(root: Path, folder: Path, settings: Any, platform: Any, backup_id: str) -> str:
+    """Write backup/restore-<ID>.yaml and say how to run it (never applied by stagegraph)."""
+    from stagegraph.atomic import write_atomic
+    from stagegraph.backup import to_yaml
+    from stagegraph.backup_restore import check_id, render_restore, restore_steps
+
+    target = folder / f"restore-{check_id(backup_id)}.yaml"
+    write_atomic(target, to_yaml(render_restore(settings, platform, backup_id)))
+    where = target.relative_to(root) if target.is_relative_to(root) else target
+    steps = restore_steps(settings, platform, backup_id, str(where))
+    return "\n".join(
+        [
+            f"wrote {where}: the Job that restores backup {backup_id} (not applied: it overwrites "
+            "the databases, the bucket and the volumes). Run, in order:",
+            *(f"  {step}" for step in steps),
+        ]
+    )
