@@ -240,6 +240,17 @@ def current_location(project: Project) -> StateLocation:
     return wanted
 
 
+def _nothing_left_here(project: Project, found: StateLocation) -> bool:
+    """Nothing to move: every stage kept on this machine is destroyed (or none ever ran), so
+    the config may name a new place without `move_state` (a folder after `doit destroy`)."""
+    if not found.is_local:
+        return False  # asking a shared store would be a request per stage; move_state knows
+    from stagegraph.records import RecordStore
+
+    records, problems = RecordStore(project.state_dir).scan()
+    return not problems and all(r.status == "destroyed" for r in records.values())
+
+
 def check_location(project: Project) -> None:
     """Refuse a config whose `terraform_state` is not where the state is; one line, nothing written."""
     if project.config.stagegraph.rehearse:
@@ -253,7 +264,7 @@ def check_location(project: Project) -> None:
         )
     wanted = configured_location(project.config)
     found = current_location(project)
-    if found.place() != wanted.place():
+    if found.place() != wanted.place() and not _nothing_left_here(project, found):
         raise StateLocationError(
             f"{project.config_name}: state is in {found.describe()}, the config says {wanted.describe()}: "
             "run `doit move_state`"
