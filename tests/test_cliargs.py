@@ -35,7 +35,10 @@ def test_equals_form_and_next_task_stops_parsing() -> None:
 
 def test_repeatable_list_option() -> None:
     argv = ["doit", "destroy", "--keep", "02-infrastructure", "--keep", "01-terraform-state"]
-    assert task_options(argv, "destroy", DESTROY_PARAMS)["keep"] == ["02-infrastructure", "01-terraform-state"]
+    assert task_options(argv, "destroy", DESTROY_PARAMS)["keep"] == [
+        "02-infrastructure",
+        "01-terraform-state",
+    ]
 
 
 def test_serial_run_reads_doits_process_option_before_the_task() -> None:
