@@ -296,7 +296,7 @@ def test_any_valid_choice_round_trips(
     project = "example-project-123" if provider == "gcp" else None
     # On a cloud the cluster, registry and buckets are named after the project, and those
     # names take lowercase letters, digits and hyphens only (schema/cloud_names.py).
-    name = name.lower().replace("_", "-") if provider in ("aws", "gcp", "azure") else name
+    name = re.sub(r"[-_]+", "-", name.lower()) if provider in ("aws", "gcp", "azure") else name
     text = fill(
         render_init_config(provider, name, domain, auth, OWNERS, root_password=password, gcp_project=project)
     )
