@@ -282,9 +282,12 @@ def _record_as_applied(project: Project) -> None:
     from datetime import UTC, datetime
 
     from stagegraph.fingerprint import fingerprint
+    from stagegraph.immutable import immutable_values
     from stagegraph.inputs import current_inputs
     from stagegraph.records import StageRecord
 
+    # As a deploy records them: without these, the records read as an older release's.
+    immutable = immutable_values(project.config)
     for stage in project.graph.stages:
         inputs = current_inputs(project, stage)
         outputs = {"value": stage.name} if stage.source == "bench" else _builtin_outputs(stage)
@@ -304,6 +307,7 @@ def _record_as_applied(project: Project) -> None:
                 runner="bench",
                 init_digest=None,
                 plan=None,
+                immutable=immutable,
             )
         )
 
