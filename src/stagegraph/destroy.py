@@ -117,6 +117,9 @@ def destroy_stage(rt: Runtime, name: str, *, delete_data: bool = False) -> None:
         # what a destroy must not get wrong.
         # A missing or foreign state would make Terraform destroy nothing and report success.
         check_state(name, project.stage_dir(stage), record.state)
+        from stagegraph.sharedstate.bootstrap import after_destroy, before_destroy
+
+        before_destroy(rt, name)  # 01 on a cloud deletes the store the records are in
         inputs = stage_inputs(project, stage, files="none")
         env, _ = secret_env(project, stage)
         ctx = stage_context(rt, stage, "destroy", inputs.variables, env, record)
@@ -140,6 +143,7 @@ def destroy_stage(rt: Runtime, name: str, *, delete_data: bool = False) -> None:
     project.records.record_destroyed(
         name, attempted_at=started, duration_s=duration, log=ctx.log_path if ctx else None
     )
+    after_destroy(project, name)
     rt.summary.add(name, "destroyed", duration, "")
     rt.console.finish(name, "destroyed", duration)
     _left_volumes(rt, name, delete_data)

@@ -203,7 +203,13 @@ class Project:
         from stagegraph.sharedstate import open_store, shared_location
 
         where = shared_location(self)
-        return None if where is None else open_store(where)
+        if where is None:
+            return None
+        from stagegraph.sharedstate.bootstrap import made_by_state_stage, opened
+
+        store = open_store(where)
+        # The bucket a cloud's stage 01 creates: shared once it exists (01's state then comes along).
+        return opened(self, store) if made_by_state_stage(self.config) else store
 
     @cached_property
     def records(self) -> RecordStore:

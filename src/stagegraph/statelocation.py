@@ -235,8 +235,16 @@ def current_location(project: Project) -> StateLocation:
     if found is not None:
         return found
     wanted = configured_location(project.config)
-    if project.shared_store is not None and _local_records(project.state_dir):
-        return LOCAL  # records (so state) on this machine while the config names a shared store
+    from stagegraph.sharedstate.bootstrap import made_by_state_stage
+
+    # Records on this machine while the config names a shared store: the state is here too.
+    # Not for the store a cloud's 01 makes: its records start here, whatever holds the state.
+    if (
+        not made_by_state_stage(project.config)
+        and project.shared_store is not None
+        and _local_records(project.state_dir)
+    ):
+        return LOCAL
     return wanted
 
 

@@ -190,6 +190,11 @@ class Session:
 
             state = self.project.config.terraform_state
             hold_shared_lock(store, command, Lease(state.lock_lease_s, state.lock_wait_s))
+            from stagegraph.sharedstate.bootstrap import made_by_state_stage, settle
+
+            if made_by_state_stage(self.project.config) and not self.cache.get("settled"):
+                settle(self.project, store)  # records a run left here go in; 01's state level
+                self.cache["settled"] = True
         self.project.check_identity(record=True, allowed=self.allowed_changes())
         if check_location:
             from stagegraph.statelocation import record_location

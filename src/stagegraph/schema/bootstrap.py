@@ -56,7 +56,8 @@ class TerraformState(Section):
         gt=0,
         le=3600,
         description="Where records and lock are shared (existing: s3, gcs, azurerm or kubernetes backend; remote on "
-        "the existing provider; and the store `doit move_state` moves out of): seconds a deploy's shared lock lives "
+        "the existing provider; remote on aws, gcp or azure once stage 01 created its bucket; and the store "
+        "`doit move_state` moves out of): seconds a deploy's shared lock lives "
         "unless its holder renews it "
         "(it does, every third); a holder that dies leaves a lock that expires this long after its "
         "last renewal, and a holder that cannot renew within it stops starting stages and fails.",

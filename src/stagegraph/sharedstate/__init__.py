@@ -8,6 +8,9 @@ Which store, from `terraform_state` (a rehearsal keeps everything on this machin
 - `type: existing, backend: kubernetes`, and `type: remote` on the `existing` provider
   (Terraform's kubernetes backend, as Nebari uses): ConfigMaps and a Lease in the cluster,
   next to the state Secrets (`kube`);
+- `type: remote` on aws, gcp, azure: the bucket or container stage 01 creates, in the
+  folder the stages' state is in, once it exists (`bootstrap`: before, records and lock
+  are on this machine; 01's own state is copied there too);
 - anything else: records and lock stay in `.stagegraph/` on this machine. That includes
   `type: remote` on `local`: stages from 03 on keep their state in the kind cluster, but
   that cluster lives on this machine and does not exist before 02, so there is nobody to
@@ -82,6 +85,10 @@ def shared_location(project: Project) -> Location | None:
         return _kube_backend_location(project, os.environ)
     if state.type == "remote" and config.provider == "existing":
         return _existing_cluster_location(project)
+    from stagegraph.sharedstate.bootstrap import location, made_by_state_stage
+
+    if made_by_state_stage(config):
+        return location(config)  # once stage 01 made it (`Project.shared_store`)
     return None
 
 

@@ -176,6 +176,37 @@ class AzureBlobStore(ConditionalStore):
                 "on it; see README, shared state)"
             ) from None
 
+    def exists(self) -> bool:
+        import socket
+        from urllib.parse import urlsplit
+
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if not os.environ.get(ENDPOINT_ENV):
+            host = urlsplit(self.where.account_url(os.environ)).hostname or ""
+            try:
+                socket.getaddrinfo(host, 443)
+            except socket.gaierror as exc:
+                if exc.errno == socket.EAI_NONAME:
+                    return False  # Azure keeps an account's name in DNS only while it exists
+                raise StagegraphError(
+                    f"{self.where.url('')}: cannot resolve {host} ({exc.strerror}); check the network"
+                ) from None
+
+        def probe() -> bool:
+            try:
+                next(
+                    iter(self._client().list_blobs(name_starts_with=self.where.key(""), results_per_page=1)),
+                    None,
+                )
+            except ResourceNotFoundError as exc:
+                if getattr(exc, "error_code", None) == "ContainerNotFound":
+                    return False
+                raise
+            return True
+
+        return bool(self._call("list", "", probe))
+
     def get(self, name: str) -> Versioned | None:
         from azure.core.exceptions import ResourceNotFoundError
 

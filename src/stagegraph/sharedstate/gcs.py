@@ -176,6 +176,16 @@ class GCSStore(ConditionalStore):
                 "(`gcloud auth application-default login`, or a new GOOGLE_OAUTH_ACCESS_TOKEN)"
             ) from None
 
+    def exists(self) -> bool:
+        # One listing of at most one object: needs only the object role the store needs anyway
+        # (reading the bucket's own metadata would need storage.buckets.get).
+        url = f"{self.where.endpoint()}/storage/v1/b/{quote(self.where.bucket, safe='')}/o"
+        answer = self._call("GET", url, "", params={"maxResults": "1", "fields": "nextPageToken"})
+        if answer.status_code == 404:
+            return False
+        self._ok(answer, "list", "")
+        return True
+
     def get(self, name: str) -> Versioned | None:
         answer = self._call("GET", self._object_url(name), name, params={"alt": "media"})
         if answer.status_code == 404:

@@ -184,6 +184,18 @@ def hold_shared_lock(store: ConditionalStore, command: str, lease: Lease) -> Sha
         return lock
 
 
+def forget_shared_lock(store: ConditionalStore) -> None:
+    """Stop holding the lock in `store` without deleting it: the store itself is gone
+    (stage 01 destroyed the bucket it was in), and with it the lock."""
+    with _guard:
+        lock = _held_locks.pop(store.describe(LOCK_OBJECT), None)
+    if lock is not None:
+        lock._stop.set()
+        if lock._thread is not None:
+            lock._thread.join(timeout=5)
+        lock._version = None  # its atexit release then has nothing to delete
+
+
 def lost_lock() -> str | None:
     """Why this process no longer holds a shared lock it took, or None while it does."""
     with _guard:

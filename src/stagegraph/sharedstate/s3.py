@@ -93,6 +93,23 @@ class S3Client(ConditionalStore):
                 "endpoint and credentials (AWS_ENDPOINT_URL_S3, AWS_PROFILE, ...)"
             ) from None
 
+    def exists(self) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call("head_bucket")
+        except ClientError as exc:
+            if _code(exc) in ("404", "NoSuchBucket", "NotFound"):
+                return False
+            if _code(exc) in ("403", "AccessDenied"):
+                # Bucket names are global: this one may be another account's.
+                raise StagegraphError(
+                    f"{self.where.url('')}: the bucket exists but these credentials may not use it "
+                    "(403); if another account owns the name, change project_name or namespace"
+                ) from None
+            raise self._failed("read", "", exc) from None
+        return True
+
     def get(self, name: str) -> Versioned | None:
         from botocore.exceptions import ClientError
 

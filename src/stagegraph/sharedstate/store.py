@@ -38,6 +38,13 @@ class ConditionalStore(ABC):
     #: latency and money, not just CPU).
     requests: int = 0
 
+    def exists(self) -> bool:
+        """Whether the store itself (bucket, container) is there. A store that exists before
+        any stage (a cluster, a backend the user runs) always is; the ones a cloud's stage 01
+        creates answer for themselves (`sharedstate.bootstrap`). Raises on any other failure
+        (no network, no credentials, a bucket name another account owns)."""
+        return True
+
     @abstractmethod
     def describe(self, name: str = "") -> str:
         """Where `name` lives, as a user can look it up (`s3://bucket/key`, `configmap ns/name`)."""

@@ -145,6 +145,15 @@ def kube_backend(config: NebariConfig, stage: str) -> dict[str, Any]:
     }
 
 
+def remote_folder(config: NebariConfig) -> str:
+    """The folder of the store stage 01 creates that holds a cloud deployment's state (as
+    Nebari names it): every later stage's state, and stagegraph's records, lock and a copy
+    of 01's own state (`sharedstate.bootstrap`)."""
+    if config.provider == "gcp":
+        return f"terraform/{config.project_name}"
+    return f"terraform/{cluster_name(config)}"
+
+
 def remote_backend(
     config: NebariConfig, stage_dir: str, stage: str | None = None
 ) -> tuple[str, dict[str, Any]] | None:
@@ -175,7 +184,6 @@ def remote_backend(
             # And for azurerm: `key` is one blob, so it names a folder of one blob per stage.
             body["key"] = f"{folder_prefix(body, 'key')}/{stage_dir}.tfstate"
         return state.backend, dict(sorted(body.items()))
-    name = cluster_name(config)
     if config.provider == "aws":
         aws = aws_section(config)
         # DynamoDB locking rather than S3's lock file (`use_lockfile`): the lock file needs
@@ -183,7 +191,7 @@ def remote_backend(
         # Terraform users keep working, and it is Nebari's table, so existing state moves over.
         return "s3", {
             "bucket": state_bucket(config),
-            "key": f"terraform/{name}/{stage_dir}.tfstate",
+            "key": f"{remote_folder(config)}/{stage_dir}.tfstate",
             "region": aws.region,
             "encrypt": True,
             "dynamodb_table": lock_table(config),
@@ -191,14 +199,14 @@ def remote_backend(
     if config.provider == "gcp":
         return "gcs", {
             "bucket": state_bucket(config),
-            "prefix": f"terraform/{config.project_name}/{stage_dir}",
+            "prefix": f"{remote_folder(config)}/{stage_dir}",
         }
     if config.provider == "azure":
         return "azurerm", {
             "resource_group_name": azure_resource_group(config, AZURE_STATE_GROUP_SUFFIX),
             "storage_account_name": azure_storage_account(config),
             "container_name": azure_container(config),
-            "key": f"terraform/{name}/{stage_dir}",
+            "key": f"{remote_folder(config)}/{stage_dir}",
         }
     if config.provider in ("existing", "local") and stage is not None:
         # Nebari's kubernetes backend: state Secrets in the cluster. The kind cluster of
