@@ -179,6 +179,11 @@ class Session:
         if self.load_error is not None:
             raise self.load_error
         hold_for_process(self.project.state_dir, command)
+        if command == "render":
+            # Writes this machine's files only: no state read, so no shared store, no lock there
+            # and no cloud credentials (a render before the first deploy needs none).
+            self.project.check_identity(record=True, allowed=self.allowed_changes())
+            return
         check_location = command != "move_state" and not self.cache.get("state_location_checked")
         if check_location:
             from stagegraph.statelocation import check_location as refuse_elsewhere
