@@ -13,18 +13,38 @@ there) in the store's own terms, and points a project's config at its store.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
 import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from sandboxproject import SandboxProject
 
 DEPLOYMENT = "demo-dev"  # project_name-namespace of the default config
+
+
+@contextlib.contextmanager
+def local_s3_server() -> Iterator[str]:
+    """A local S3 server (moto) on a free loopback port; its endpoint URL."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
 
 
 class Shared(Protocol):

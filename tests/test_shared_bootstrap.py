@@ -29,6 +29,7 @@ import pytest
 import yaml
 from azureblobfake import ACCOUNT_KEY, FakeAzureBlob
 from gcsfake import FakeGCS
+from sharedstores import local_s3_server
 
 from stagegraph.driver import ApplyResult, StageContext
 from stagegraph.errors import StagegraphError
@@ -42,7 +43,7 @@ from stagegraph.tasks import Session
 from stagegraph.tfstate import STATE_FILE
 
 boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 
 FIXTURES = Path(__file__).parent / "fixtures" / "configs"
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,15 +65,8 @@ class Cloud:
 
 @pytest.fixture(scope="module")
 def s3_url() -> Iterator[str]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with local_s3_server() as url:
+        yield url
 
 
 def _config(cloud: str) -> dict[str, Any]:
@@ -230,6 +224,19 @@ def _folder(run: Run) -> str:
     return names.remote_folder(run.project.config)
 
 
+def first_apply(
+    where: Path, cloud: Cloud, fake_stage: Callable[[FakeStateStage], None]
+) -> tuple[Run, FakeStateStage]:
+    """A first machine's deploy of 01: the run (still holding its locks) and the fake 01."""
+    from stagegraph.deploy import apply_stage
+
+    run = start(clone(where, cloud))
+    fake = FakeStateStage(cloud, _bucket(run))
+    fake_stage(fake)
+    apply_stage(run.rt, STATE_STAGE)
+    return run, fake
+
+
 def test_the_first_apply_moves_records_lock_and_state_into_the_bucket_and_a_fresh_clone_finds_them(
     tmp_path: Path, cloud: Cloud, fake_stage: Callable[[FakeStateStage], None]
 ) -> None:
@@ -301,11 +308,7 @@ def test_a_fresh_clone_reads_the_bucket_in_a_real_doit_status(
 ) -> None:
     from sandboxproject import SandboxProject
 
-    from stagegraph.deploy import apply_stage
-
-    first = start(clone(tmp_path / "first", cloud))
-    fake_stage(FakeStateStage(cloud, _bucket(first)))
-    apply_stage(first.rt, STATE_STAGE)
+    first_apply(tmp_path / "first", cloud, fake_stage)
     end_of_process()
 
     second = SandboxProject.create(tmp_path / "second")
@@ -321,13 +324,10 @@ def test_a_fresh_clone_reads_the_bucket_in_a_real_doit_status(
 def test_a_live_holder_in_the_bucket_is_named_after_the_bounded_wait(
     tmp_path: Path, cloud: Cloud, fake_stage: Callable[[FakeStateStage], None]
 ) -> None:
-    from stagegraph.deploy import apply_stage
     from stagegraph.errors import LockHeldError
 
-    root = clone(tmp_path / "first", cloud)
-    first = start(root)
-    fake_stage(FakeStateStage(cloud, _bucket(first)))
-    apply_stage(first.rt, STATE_STAGE)
+    first, _ = first_apply(tmp_path / "first", cloud, fake_stage)
+    root = first.session.root
     store = first.project.shared_store
     end_of_process()
     holder = {
@@ -353,13 +353,8 @@ def test_a_live_holder_in_the_bucket_is_named_after_the_bounded_wait(
 def test_01s_state_newer_here_is_pushed_older_here_is_replaced_another_lineage_is_refused(
     tmp_path: Path, cloud: Cloud, fake_stage: Callable[[FakeStateStage], None]
 ) -> None:
-    from stagegraph.deploy import apply_stage
-
-    root = clone(tmp_path / "first", cloud)
-    first = start(root)
-    bucket, folder = _bucket(first), _folder(first)
-    fake_stage(FakeStateStage(cloud, bucket))
-    apply_stage(first.rt, STATE_STAGE)
+    first, _ = first_apply(tmp_path / "first", cloud, fake_stage)
+    root, bucket, folder = first.session.root, _bucket(first), _folder(first)
     path = first.project.stage_dir(first.project.graph[STATE_STAGE]) / STATE_FILE
     end_of_process()
 
@@ -398,12 +393,8 @@ def test_destroying_01_brings_the_last_records_home_and_a_new_deploy_starts_over
     from stagegraph.deploy import apply_stage
     from stagegraph.destroy import destroy_stage
 
-    root = clone(tmp_path / "first", cloud)
-    first = start(root)
-    bucket, folder = _bucket(first), _folder(first)
-    fake = FakeStateStage(cloud, bucket)
-    fake_stage(fake)
-    apply_stage(first.rt, STATE_STAGE)
+    first, fake = first_apply(tmp_path / "first", cloud, fake_stage)
+    root, bucket, folder = first.session.root, _bucket(first), _folder(first)
     # The stages after 01, destroyed before it (as `doit destroy` orders them), recorded in the bucket.
     first.project.records.record_destroyed("02-infrastructure", attempted_at=datetime.now(UTC))
     end_of_process()

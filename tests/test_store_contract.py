@@ -33,16 +33,11 @@ Opener = Callable[[], ConditionalStore]
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    moto_server = pytest.importorskip("moto.server")
-    import socket
+    pytest.importorskip("moto.server")
+    from sharedstores import local_s3_server
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with local_s3_server() as url:
+        yield url
 
 
 @pytest.fixture(params=["s3", "kube", "gcs", "azure"])
