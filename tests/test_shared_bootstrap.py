@@ -420,3 +420,29 @@ def test_destroying_01_brings_the_last_records_home_and_a_new_deploy_starts_over
     assert json.loads(stored[f"{folder}/records/{STATE_STAGE}.json"])["status"] == "applied"
     assert json.loads(stored[f"{folder}/records/02-infrastructure.json"])["status"] == "destroyed"
     assert RecordStore(again.project.state_dir).scan() == ({}, {})
+
+
+def test_two_machines_that_both_applied_01_before_a_bucket_existed_keep_one_consistent_pair(
+    tmp_path: Path, cloud: Cloud, fake_stage: Callable[[FakeStateStage], None]
+) -> None:
+    from stagegraph.deploy import apply_stage
+
+    late = start(clone(tmp_path / "late", cloud))  # started before any bucket existed
+    assert late.project.shared_store is None
+    first, _ = first_apply(tmp_path / "first", cloud, fake_stage)
+    bucket, folder = _bucket(first), _folder(first)
+    end_of_process()
+    before = cloud.objects(bucket)
+
+    # The late machine's 01 "creates" the same bucket (the name is the config's) with a state of its own.
+    fake_stage(FakeStateStage(cloud, bucket))
+    with pytest.raises(StagegraphError) as refused:
+        apply_stage(late.rt, STATE_STAGE)
+    late_state = late.project.stage_dir(late.project.graph[STATE_STAGE]) / STATE_FILE
+    assert str(refused.value).startswith(f"{late_state}: stage 01's state here (lineage ")
+    end_of_process()
+    # The bucket keeps the first machine's record and state; the late one's stay on its machine.
+    after = cloud.objects(bucket)
+    for name in (f"{folder}/{STATE_OBJECT}", f"{folder}/records/{STATE_STAGE}.json"):
+        assert after[name] == before[name]
+    assert list(RecordStore(late.project.state_dir).scan()[0]) == [STATE_STAGE]

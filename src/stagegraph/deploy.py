@@ -243,13 +243,13 @@ def apply_stage(rt: Runtime, name: str) -> None:
         state=identity_after_apply(stage_dir),
         source=stage.source,
     )
-    from stagegraph.sharedstate.bootstrap import after_apply
-
-    after_apply(rt, name)  # 01 on a cloud: records, lock and its state into the store it made
     reason = "; ".join(changed_inputs(record.inputs, inputs)[:3]) if record else "first apply"
     run_upgrade_actions(rt, stage, "after")
     rt.summary.add(name, "applied", duration, reason or "upgrade actions")
     rt.console.finish(name, "applied", duration)
+    from stagegraph.sharedstate.bootstrap import after_apply
+
+    after_apply(rt, name)  # 01 on a cloud: records, lock and its state into the store it made
 
 
 def has_upgrade_actions(project: Project, name: str) -> bool:

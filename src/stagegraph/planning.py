@@ -213,10 +213,10 @@ def apply_plan(rt: Runtime, name: str) -> None:
         state=identity_after_apply(project.stage_dir(stage)),
         source=stage.source,
     )
-    from stagegraph.sharedstate.bootstrap import after_apply
-
-    after_apply(rt, name)  # 01 on a cloud: records, lock and its state into the store it made
     plan_path.unlink(missing_ok=True)
     run_upgrade_actions(rt, stage, "after")
     rt.summary.add(name, "applied", duration, "saved plan")
     rt.console.finish(name, "applied (saved plan)", duration)
+    from stagegraph.sharedstate.bootstrap import after_apply
+
+    after_apply(rt, name)  # 01 on a cloud: records, lock and its state into the store it made

@@ -180,9 +180,13 @@ def move_records_in(project: Project) -> int:
 
 
 def settle(project: Project, store: ConditionalStore) -> None:
-    """Under both locks, at the start of a run: records in, 01's state level."""
-    move_records_in(project)
+    """Under both locks: 01's state level, then the records in.
+
+    In that order: a 01 state of another lineage here (two machines that both applied 01
+    before either had a bucket to find) is refused before its record could replace the
+    bucket's, so the bucket keeps one consistent pair."""
     level_state(project, store)
+    move_records_in(project)
 
 
 def _forget_store(project: Project) -> None:
