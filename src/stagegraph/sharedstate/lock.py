@@ -22,6 +22,7 @@ lease (NTP does that).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -135,10 +136,9 @@ class SharedLock:
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self._version is not None and self.lost is None:
-            try:
+            # At exit there is nobody to report to: a lock left behind expires with its lease.
+            with contextlib.suppress(StagegraphError):
                 self.store.delete(LOCK_OBJECT, self._version)
-            except StagegraphError:
-                pass  # at exit, nothing to report to: a lock left behind expires with its lease
         self._version = None
 
 
