@@ -203,6 +203,7 @@ def after_apply(rt: Runtime, stage: str) -> None:
     if stage != STATE_STAGE or not made_by_state_stage(project.config):
         return
     store = project.shared_store
+    said = f"this stage's state copied to {STATE_OBJECT} in {store.describe('')}" if store else ""
     if store is None:  # the first apply: the store exists from now on
         from stagegraph.sharedstate.lock import Lease, hold_shared_lock
 
@@ -216,7 +217,7 @@ def after_apply(rt: Runtime, stage: str) -> None:
         state = project.config.terraform_state
         hold_shared_lock(store, rt.summary.command, Lease(state.lock_lease_s, state.lock_wait_s))
     settle(project, store)
-    rt.console.line(stage, f"records, lock and this stage's state now live in {store.describe('')}")
+    rt.console.line(stage, said or f"records, lock and this stage's state now live in {store.describe('')}")
 
 
 def before_destroy(rt: Runtime, stage: str) -> None:
