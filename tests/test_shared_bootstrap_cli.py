@@ -144,3 +144,20 @@ def test_deploy_a_fresh_clone_and_destroy_through_the_command_line(
     record = json.loads((second.state_dir / "records" / f"{STATE_STAGE}.json").read_text())
     assert record["status"] == "destroyed"  # the last record is on the machine that destroyed it
     shutil.rmtree(first.root)
+
+
+def test_render_before_the_first_deploy_needs_no_credentials_and_no_store(tmp_path: Path) -> None:
+    config: dict[str, Any] = yaml.safe_load(FIXTURE.read_text())
+    config["terraform_state"] = {"type": "remote"}
+    config["security"]["authentication"] = {"type": "password"}
+    # Nothing answers on port 9 and there are no credentials: any request to a store would fail.
+    offline = {
+        "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9",
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+    }
+    project = clone(tmp_path / "new", offline, config)
+    shown = project.doit("render")
+    assert "Traceback" not in shown.stdout + shown.stderr
+    backend = json.loads(next(project.root.glob("stages/02-infrastructure/aws/backend.tf.json")).read_text())
+    assert backend["terraform"]["backend"]["s3"]["bucket"] == "awsdemo-dev-terraform-state"

@@ -259,8 +259,11 @@ def _nothing_left_here(project: Project, found: StateLocation) -> bool:
     return not problems and all(r.status == "destroyed" for r in records.values())
 
 
-def check_location(project: Project) -> None:
-    """Refuse a config whose `terraform_state` is not where the state is; one line, nothing written."""
+def check_location(project: Project, *, ask_store: bool = True) -> None:
+    """Refuse a config whose `terraform_state` is not where the state is; one line, nothing written.
+
+    `ask_store=False` (`doit render`): only what this machine recorded, no request to the store
+    for the marker a move leaves there."""
     if project.config.stagegraph.rehearse:
         return  # a rehearsal keeps its own local state whatever the config says
     state_dir = project.state_dir
@@ -277,7 +280,7 @@ def check_location(project: Project) -> None:
             f"{project.config_name}: state is in {found.describe()}, the config says {wanted.describe()}: "
             "run `doit move_state`"
         )
-    objects = store_objects(project)
+    objects = store_objects(project) if ask_store else None
     marker = objects.get(MARKER_OBJECT) if objects is not None else None
     if marker is not None:
         raise StateLocationError(

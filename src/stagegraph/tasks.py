@@ -180,8 +180,12 @@ class Session:
             raise self.load_error
         hold_for_process(self.project.state_dir, command)
         if command == "render":
-            # Writes this machine's files only: no state read, so no shared store, no lock there
-            # and no cloud credentials (a render before the first deploy needs none).
+            # Writes this machine's files only: no state read, so no lock in the shared store and
+            # no cloud credentials (a render before the first deploy needs none). A config that
+            # points elsewhere than the state is refused all the same, from what is recorded here.
+            from stagegraph.statelocation import check_location as refuse_elsewhere
+
+            refuse_elsewhere(self.project, ask_store=False)
             self.project.check_identity(record=True, allowed=self.allowed_changes())
             return
         check_location = command != "move_state" and not self.cache.get("state_location_checked")
