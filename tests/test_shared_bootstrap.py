@@ -386,6 +386,16 @@ def test_01s_state_newer_here_is_pushed_older_here_is_replaced_another_lineage_i
     assert "\n" not in message
     assert message.startswith(f"{path}: stage 01's state here (lineage {other['lineage']}) is not the one in")
     assert json.loads(path.read_text()) == other and stored() == newer
+    assert "`doit forget_state 01-terraform-state` sets this one aside" in message
+    # The way on it names: set this one aside; the next run takes the store's.
+    from stagegraph.actions import do_forget_state
+
+    do_forget_state(Session(root, ["doit", "forget_state"], None), [STATE_STAGE])
+    end_of_process()
+    assert list(path.parent.glob(f"{STATE_FILE}.forgotten-*"))
+    start(root)
+    end_of_process()
+    assert json.loads(path.read_text()) == newer
 
 
 def test_destroying_01_brings_the_last_records_home_and_a_new_deploy_starts_over(

@@ -201,7 +201,9 @@ class Session:
             hold_shared_lock(store, command, Lease(state.lock_lease_s, state.lock_wait_s))
             from stagegraph.sharedstate.bootstrap import made_by_state_stage, settle
 
-            if made_by_state_stage(self.project.config) and not self.cache.get("settled"):
+            # forget_state is how a refused 01 state (another lineage) is set aside: not refused itself.
+            settling = command != "forget_state" and not self.cache.get("settled")
+            if made_by_state_stage(self.project.config) and settling:
                 settle(self.project, store)  # records a run left here go in; 01's state level
                 self.cache["settled"] = True
         self.project.check_identity(record=True, allowed=self.allowed_changes())

@@ -141,8 +141,9 @@ def level_state(project: Project, store: ConditionalStore, *, push: bool = True)
     if theirs is not None and theirs.lineage != mine.lineage:
         raise StateError(
             f"{path}: stage 01's state here (lineage {mine.lineage}) is not the one in "
-            f"{store.describe(STATE_OBJECT)} (lineage {theirs.lineage}); keep the right one in both "
-            "places by hand (one of them belongs to another deployment of the same name)"
+            f"{store.describe(STATE_OBJECT)} (lineage {theirs.lineage}), so one of them is another "
+            "deployment's: if the store's is right, `doit forget_state 01-terraform-state` sets this one "
+            "aside and the next deploy takes the store's; if this one is, copy it over the store's"
         )
     if theirs is not None and theirs.serial >= mine.serial:
         return
