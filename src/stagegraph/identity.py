@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from stagegraph.atomic import write_atomic
 from stagegraph.deployment import label
 from stagegraph.errors import StagegraphError
+from stagegraph.modelfile import read_model
 
 IDENTITY_FILE = "identity.json"
 
@@ -44,20 +45,13 @@ class Identity(BaseModel):
 
 
 def read_identity(state_dir: Path) -> Identity | None:
-    path = state_dir / IDENTITY_FILE
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise IdentityError(f"{path}: cannot read ({exc.strerror}); check its permissions") from None
-    try:
-        return Identity.model_validate_json(raw)
-    except ValidationError:
-        raise IdentityError(
-            f"{path}: not a deployment identity; restore it from a backup, or delete it if this folder "
-            "holds the deployment of the config you are running"
-        ) from None
+    return read_model(
+        state_dir / IDENTITY_FILE,
+        Identity,
+        IdentityError,
+        "not a deployment identity; restore it from a backup, or delete it if this folder "
+        "holds the deployment of the config you are running",
+    )
 
 
 def check_identity(

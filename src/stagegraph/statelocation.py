@@ -25,10 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from stagegraph.atomic import write_atomic
 from stagegraph.errors import StagegraphError
+from stagegraph.modelfile import read_model
 
 if TYPE_CHECKING:
     from stagegraph.project import Project
@@ -114,25 +115,15 @@ def configured_location(config: NebariConfig) -> StateLocation:
     return LOCAL
 
 
-def _read_model(path: Path, model: type[Any]) -> Any:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise StateLocationError(f"{path}: cannot read ({exc.strerror}); check its permissions") from None
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError:
-        raise StateLocationError(
-            f"{path}: not a stagegraph state location; restore it from a backup (it says where this "
-            "deployment's Terraform state is)"
-        ) from None
+#: What a location or journal file that does not parse should have been, and what to do.
+_INVALID = (
+    "not a stagegraph state location; restore it from a backup (it says where this "
+    "deployment's Terraform state is)"
+)
 
 
 def recorded_location(state_dir: Path) -> StateLocation | None:
-    found: StateLocation | None = _read_model(state_dir / LOCATION_FILE, StateLocation)
-    return found
+    return read_model(state_dir / LOCATION_FILE, StateLocation, StateLocationError, _INVALID)
 
 
 def write_location(state_dir: Path, where: StateLocation) -> None:
@@ -152,8 +143,7 @@ class MoveJournal(BaseModel):
 
 
 def read_journal(state_dir: Path) -> MoveJournal | None:
-    found: MoveJournal | None = _read_model(state_dir / JOURNAL_FILE, MoveJournal)
-    return found
+    return read_model(state_dir / JOURNAL_FILE, MoveJournal, StateLocationError, _INVALID)
 
 
 def write_journal(state_dir: Path, journal: MoveJournal) -> None:
