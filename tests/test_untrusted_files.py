@@ -118,3 +118,31 @@ def test_a_corrupt_doit_database_is_moved_aside_with_one_line(tmp_path: Path, da
     # The next render works and rebuilds a database doit can read again.
     project.doit("render")
     assert isinstance(json.loads(db.read_text()), dict)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("identity.json", "not a deployment identity; restore it from a backup"),
+        ("state-location.json", "not a stagegraph state location; restore it from a backup"),
+        ("state-move.json", "not a stagegraph state location; restore it from a backup"),
+    ],
+)
+def test_a_damaged_state_file_of_the_folder_is_one_line_naming_it(
+    tmp_path: Path, name: str, expected: str
+) -> None:
+    from stagegraph.errors import StagegraphError
+    from stagegraph.identity import read_identity
+    from stagegraph.statelocation import read_journal, recorded_location
+
+    reader = {
+        "identity.json": read_identity,
+        "state-location.json": recorded_location,
+        "state-move.json": read_journal,
+    }
+    assert reader[name](tmp_path) is None  # absent: nothing recorded yet
+    (tmp_path / name).write_text('{"backend": ')
+    with pytest.raises(StagegraphError) as refused:
+        reader[name](tmp_path)
+    assert str(refused.value).startswith(f"{tmp_path / name}: {expected}")
+    assert "\n" not in str(refused.value)
