@@ -211,6 +211,23 @@ class Project:
         # The bucket a cloud's stage 01 creates: shared once it exists (01's state then comes along).
         return opened(self, store) if made_by_state_stage(self.config) else store
 
+    def look_for_stores_again(self) -> None:
+        """Find the shared store and records anew: stage 01 on a cloud just created the store
+        (both are otherwise computed once a run)."""
+        self.__dict__.pop("shared_store", None)
+        self.__dict__.pop("records", None)
+
+    def keep_records_here(self, *, store_gone: bool = False) -> RecordStore:
+        """Records on this machine for the rest of the run: stage 01 on a cloud is about to
+        delete (`store_gone`: has deleted) the store they were in."""
+        from stagegraph.records import RecordStore
+
+        local = RecordStore(self.state_dir)
+        self.__dict__["records"] = local
+        if store_gone:
+            self.__dict__["shared_store"] = None
+        return local
+
     @cached_property
     def records(self) -> RecordStore:
         from stagegraph.records import RecordStore

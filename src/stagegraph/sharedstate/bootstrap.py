@@ -160,8 +160,8 @@ def level_state(project: Project, store: ConditionalStore, *, push: bool = True)
         )
 
 
-def move_records_in(project: Project) -> int:
-    """Put this machine's records into the shared store, then delete them here; how many moved.
+def move_records_in(project: Project) -> None:
+    """Put this machine's records into the shared store, then delete them here.
 
     A record the store already holds is kept unless this machine's was attempted later (a
     run that destroyed 01, failed, and left its last records here)."""
@@ -170,14 +170,11 @@ def move_records_in(project: Project) -> int:
     if problems:
         raise next(iter(problems.values()))
     shared = project.records
-    moved = 0
     for stage, record in sorted(records.items()):
         theirs = shared.get(stage)
         if theirs is None or record.attempted_at > theirs.attempted_at:
             shared.put(record)
-            moved += 1
         local.delete(stage)
-    return moved
 
 
 def settle(project: Project, store: ConditionalStore) -> None:
@@ -188,12 +185,6 @@ def settle(project: Project, store: ConditionalStore) -> None:
     bucket's, so the bucket keeps one consistent pair."""
     level_state(project, store)
     move_records_in(project)
-
-
-def _forget_store(project: Project) -> None:
-    """Let `project` look again for its store and records (they are computed once a run)."""
-    project.__dict__.pop("shared_store", None)
-    project.__dict__.pop("records", None)
 
 
 def after_apply(rt: Runtime, stage: str) -> None:
@@ -208,7 +199,7 @@ def after_apply(rt: Runtime, stage: str) -> None:
     if store is None:  # the first apply: the store exists from now on
         from stagegraph.sharedstate.lock import Lease, hold_shared_lock
 
-        _forget_store(project)
+        project.look_for_stores_again()
         store = project.shared_store
         if store is None:
             raise DeployError(
@@ -235,10 +226,9 @@ def before_destroy(rt: Runtime, stage: str) -> None:
     records, problems = project.records.scan()
     if problems:
         raise next(iter(problems.values()))
-    local = RecordStore(project.state_dir)
+    local = project.keep_records_here()
     for record in records.values():
         local.put(record)
-    project.__dict__["records"] = local
     rt.console.line(stage, f"records copied back from {store.describe('')}, which this stage deletes")
 
 
@@ -249,7 +239,7 @@ def after_destroy(project: Project, stage: str) -> None:
 
     if stage != STATE_STAGE or not made_by_state_stage(project.config):
         return
-    store = project.__dict__.get("shared_store")
+    store = project.shared_store  # computed before 01 destroyed it
     if store is not None:
         forget_shared_lock(store)
-    project.__dict__["shared_store"] = None
+    project.keep_records_here(store_gone=True)
